@@ -1,0 +1,609 @@
+//! Command-line interface: clap definitions and the commands that inspect and manage sessions.
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+
+use agentfs::session::{self, SessionRef};
+use agentfs::store::OpenMode;
+use agentfs::vfs::{Attr, Creds, FileKind, Ino, Vfs, VfsError};
+
+/// Run commands on a copy-on-write view of a directory; every change is kept in one SQLite
+/// database per session.
+#[derive(Parser, Debug)]
+#[command(name = "agentfs", version, propagate_version = true)]
+#[command(after_help = "Sessions live in $AGENTFS_HOME (default ~/.agentfs) as <ID>.db. \
+Every command that takes a SESSION accepts an id or a path to a .db file.
+
+Examples:
+  agentfs init demo --base .
+  agentfs fs demo write /notes.txt --data 'hello'
+  agentfs fs demo tree /
+  agentfs sessions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new session database.
+    Init {
+        /// Session id (letters, digits, '.', '_', '-'); a random one if left out.
+        id: Option<String>,
+        /// Directory the session overlays (recorded for `agentfs run`).
+        #[arg(long, value_name = "DIR")]
+        base: Option<PathBuf>,
+    },
+    /// List sessions: id, base directory, size on disk, created, last change.
+    Sessions,
+    /// Look at or change files inside a session, without mounting it.
+    Fs {
+        /// Session id or path to a .db file.
+        session: String,
+        #[command(subcommand)]
+        op: FsOp,
+    },
+    /// Read and write the session's key-value store (JSON values).
+    Kv {
+        /// Session id or path to a .db file.
+        session: String,
+        #[command(subcommand)]
+        op: KvOp,
+    },
+    /// Delete a session and its database files.
+    Rm {
+        /// Session id or path to a .db file.
+        session: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FsOp {
+    /// List a directory (one entry per line, '/' after directories, '@' after symlinks).
+    Ls {
+        #[arg(default_value = "/")]
+        path: OsString,
+    },
+    /// Print a file's contents.
+    Cat { path: OsString },
+    /// Write a file from stdin (or --data), creating it if needed and replacing its contents.
+    Write {
+        path: OsString,
+        /// Contents to write instead of reading stdin.
+        #[arg(long)]
+        data: Option<OsString>,
+    },
+    /// Remove a file, symlink or empty directory (-r: a whole tree).
+    Rm {
+        path: OsString,
+        /// Remove directories and their contents.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Create a directory.
+    Mkdir {
+        path: OsString,
+        /// Create missing parents too, and accept an existing directory.
+        #[arg(short, long)]
+        parents: bool,
+    },
+    /// Show an entry's attributes.
+    Stat { path: OsString },
+    /// Print the tree below a directory.
+    Tree {
+        #[arg(default_value = "/")]
+        path: OsString,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KvOp {
+    /// Print the JSON value stored under KEY.
+    Get { key: String },
+    /// Store VALUE (JSON text, e.g. '"text"', 42, '{"a":1}') under KEY.
+    Set { key: String, value: String },
+    /// List all keys with their values.
+    List,
+    /// Remove KEY.
+    Delete { key: String },
+}
+
+/// Parses arguments, runs the command and reports errors on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agentfs: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .any(|io| io.kind() == io::ErrorKind::BrokenPipe)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init { id, base } => init(id, base),
+        Command::Sessions => sessions(),
+        Command::Fs { session, op } => fs(&session, op),
+        Command::Kv { session, op } => kv(&session, op),
+        Command::Rm { session } => rm(&session),
+    }
+}
+
+fn open_existing(arg: &str) -> Result<(SessionRef, Vfs)> {
+    let r = SessionRef::parse(arg)?;
+    r.require_exists()?;
+    let vfs = Vfs::open_session(&r.path, OpenMode::Existing)?;
+    Ok((r, vfs))
+}
+
+fn init(id: Option<String>, base: Option<PathBuf>) -> Result<ExitCode> {
+    let id = id.unwrap_or_else(session::new_id);
+    let r = SessionRef::parse(&id)?;
+    let base = match base {
+        Some(b) => {
+            let canon = std::fs::canonicalize(&b)
+                .with_context(|| format!("base directory {} is not usable", b.display()))?;
+            if !canon.is_dir() {
+                bail!("base {} is not a directory; pass a directory with --base", b.display());
+            }
+            Some(canon)
+        }
+        None => None,
+    };
+    if let Some(dir) = r.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+    }
+    // Claim the file atomically, so two inits of one id cannot both succeed.
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&r.path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(session::SessionError::Exists { id: r.id.clone(), path: r.path.clone() }.into());
+        }
+        Err(e) => return Err(anyhow!(e).context(format!("cannot create {}", r.path.display()))),
+    }
+    let result = (|| -> Result<()> {
+        let vfs = Vfs::open_session(&r.path, OpenMode::Create)?;
+        if let Some(base) = &base {
+            vfs.store().conn.execute(
+                "INSERT OR REPLACE INTO fs_overlay_config (key, value) VALUES ('base_path', ?1)",
+                [base.to_string_lossy()],
+            )?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for f in r.files() {
+            let _ = std::fs::remove_file(f);
+        }
+        return Err(e.context(format!("cannot create session {}", r.path.display())));
+    }
+    println!("{}", r.id);
+    eprintln!("created session {} at {}", r.id, r.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sessions() -> Result<ExitCode> {
+    let home = session::home()?;
+    let mut rows = Vec::new();
+    let entries = match std::fs::read_dir(&home) {
+        Ok(e) => e.collect::<Result<Vec<_>, _>>()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(anyhow!(e).context(format!("cannot list {}", home.display()))),
+    };
+    for entry in entries {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "db") {
+            continue;
+        }
+        let id = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let size = human_size(session::size_on_disk(&path));
+        let info = (|| -> Result<(String, String, String)> {
+            let vfs = Vfs::open_session(&path, OpenMode::Existing)?;
+            let conn = &vfs.store().conn;
+            let one = |sql: &str| -> rusqlite::Result<Option<i64>> {
+                conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+            };
+            let base: Option<String> = conn
+                .query_row("SELECT value FROM fs_overlay_config WHERE key = 'base_path'", [], |r| r.get(0))
+                .ok();
+            let created = one("SELECT CAST(value AS INTEGER) FROM fs_config WHERE key = 'agentfs_created_at'")
+                .ok()
+                .flatten();
+            let last = one("SELECT max(time_ns) / 1000000000 FROM fs_change")?;
+            Ok((base.unwrap_or_else(|| "-".into()), format_time(created), format_time(last)))
+        })();
+        match info {
+            Ok((base, created, last)) => rows.push(vec![id, base, size, created, last]),
+            Err(e) => rows.push(vec![id, format!("(unreadable: {e:#})"), size, "-".into(), "-".into()]),
+        }
+    }
+    rows.sort();
+    let mut out = io::stdout().lock();
+    if rows.is_empty() {
+        writeln!(out, "no sessions in {}; create one with `agentfs init ID`", home.display())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(vec!["id", "base", "size", "created", "last change"]);
+    for r in rows {
+        table.add_row(r);
+    }
+    writeln!(out, "{table}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn format_time(secs: Option<i64>) -> String {
+    let Some(secs) = secs else { return "-".into() };
+    // Civil date from days since the epoch (Howard Hinnant's algorithm), UTC.
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+fn rm(arg: &str) -> Result<ExitCode> {
+    let r = SessionRef::parse(arg)?;
+    r.require_exists()?;
+    // Refuse to delete something that is not a session.
+    Vfs::open_session(&r.path, OpenMode::Existing)
+        .with_context(|| format!("refusing to remove {}", r.path.display()))?;
+    for f in r.files() {
+        match std::fs::remove_file(&f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow!(e).context(format!("cannot remove {}", f.display()))),
+        }
+    }
+    eprintln!("removed session {}", r.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+// ----- fs ---------------------------------------------------------------------------------
+
+/// Splits a path into its parent directory path and last name.
+fn split_parent(path: &[u8]) -> Result<(&[u8], &[u8])> {
+    let trimmed = trim_trailing_slashes(path);
+    let cut = trimmed.iter().rposition(|&b| b == b'/');
+    let (parent, name) = match cut {
+        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+        None => (&b""[..], trimmed),
+    };
+    if name.is_empty() || name == b"." || name == b".." {
+        bail!("{:?} does not name an entry; give a path like /dir/name", show(path));
+    }
+    Ok((parent, name))
+}
+
+fn trim_trailing_slashes(path: &[u8]) -> &[u8] {
+    let mut end = path.len();
+    while end > 1 && path[end - 1] == b'/' {
+        end -= 1;
+    }
+    &path[..end]
+}
+
+fn show(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}
+
+/// Adds the path to a filesystem error: `/a/b: no such file or directory`.
+fn at(path: &[u8]) -> impl FnOnce(VfsError) -> anyhow::Error + '_ {
+    move |e| anyhow!("{}: {e}", show(path))
+}
+
+fn current_creds() -> Creds {
+    // SAFETY: getuid/getgid cannot fail.
+    unsafe { Creds { uid: libc::getuid(), gid: libc::getgid() } }
+}
+
+fn umask_perm(perm: u32) -> u32 {
+    // SAFETY: umask only swaps the process mask; we restore it at once.
+    let mask = unsafe {
+        let m = libc::umask(0o022);
+        libc::umask(m);
+        m
+    };
+    perm & !(mask as u32)
+}
+
+fn fs(arg: &str, op: FsOp) -> Result<ExitCode> {
+    let (_r, mut vfs) = open_existing(arg)?;
+    let mut out = io::stdout().lock();
+    match op {
+        FsOp::Ls { path } => {
+            let p = path.as_bytes();
+            let ino = vfs.resolve(p, true).map_err(at(p))?;
+            let attr = vfs.getattr(ino).map_err(at(p))?;
+            if attr.kind != FileKind::Dir {
+                out.write_all(p)?;
+                out.write_all(b"\n")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for e in list_all(&mut vfs, ino).map_err(at(p))? {
+                out.write_all(&e.name)?;
+                out.write_all(kind_suffix(e.kind).as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+        }
+        FsOp::Cat { path } => {
+            let p = path.as_bytes();
+            let ino = vfs.resolve(p, true).map_err(at(p))?;
+            let attr = vfs.getattr(ino).map_err(at(p))?;
+            if attr.kind != FileKind::File {
+                bail!("{}: {}", show(p), VfsError::IsDir);
+            }
+            let mut offset = 0u64;
+            while offset < attr.size {
+                let part = vfs.read_ino(ino, offset, 1 << 20).map_err(at(p))?;
+                if part.is_empty() {
+                    break;
+                }
+                out.write_all(&part)?;
+                offset += part.len() as u64;
+            }
+        }
+        FsOp::Write { path, data } => {
+            let p = path.as_bytes();
+            let contents = match data {
+                Some(d) => d.into_vec(),
+                None => {
+                    let mut buf = Vec::new();
+                    io::stdin().read_to_end(&mut buf).context("cannot read stdin")?;
+                    buf
+                }
+            };
+            let (parent, name) = split_parent(p)?;
+            let dir = vfs.resolve(parent, true).map_err(at(parent))?;
+            let ino = match vfs.lookup(dir, name) {
+                Ok(a) if a.kind == FileKind::File => a.ino,
+                Ok(a) if a.kind == FileKind::Symlink => vfs.resolve(p, true).map_err(at(p))?,
+                Ok(_) => bail!("{}: {}", show(p), VfsError::IsDir),
+                Err(VfsError::NotFound) => {
+                    let (attr, fh) = vfs.create(dir, name, umask_perm(0o666), current_creds()).map_err(at(p))?;
+                    vfs.release(fh).map_err(at(p))?;
+                    attr.ino
+                }
+                Err(e) => return Err(at(p)(e)),
+            };
+            vfs.write_all_ino(ino, &contents).map_err(at(p))?;
+        }
+        FsOp::Rm { path, recursive } => {
+            let p = path.as_bytes();
+            let (parent, name) = split_parent(p)?;
+            let dir = vfs.resolve(parent, true).map_err(at(parent))?;
+            let attr = vfs.lookup(dir, name).map_err(at(p))?;
+            if attr.kind == FileKind::Dir {
+                if recursive {
+                    remove_tree(&mut vfs, attr.ino).map_err(at(p))?;
+                } else if !list_all(&mut vfs, attr.ino).map_err(at(p))?.is_empty() {
+                    bail!("{}: directory not empty; pass -r to remove it with its contents", show(p));
+                }
+                vfs.rmdir(dir, name).map_err(at(p))?;
+            } else {
+                vfs.unlink(dir, name).map_err(at(p))?;
+            }
+        }
+        FsOp::Mkdir { path, parents } => {
+            let p = path.as_bytes();
+            if parents {
+                let mut cur = Ino::ROOT;
+                for part in p.split(|&b| b == b'/').filter(|s| !s.is_empty() && *s != b".") {
+                    cur = match vfs.lookup(cur, part) {
+                        Ok(a) if a.kind == FileKind::Dir => a.ino,
+                        Ok(_) => bail!("{}: {} is in the way and is not a directory", show(p), show(part)),
+                        Err(VfsError::NotFound) => {
+                            vfs.mkdir(cur, part, umask_perm(0o777), current_creds()).map_err(at(p))?.ino
+                        }
+                        Err(e) => return Err(at(p)(e)),
+                    };
+                }
+            } else {
+                let (parent, name) = split_parent(p)?;
+                let dir = vfs.resolve(parent, true).map_err(at(parent))?;
+                vfs.mkdir(dir, name, umask_perm(0o777), current_creds()).map_err(at(p))?;
+            }
+        }
+        FsOp::Stat { path } => {
+            let p = path.as_bytes();
+            let ino = vfs.resolve(p, false).map_err(at(p))?;
+            let a = vfs.getattr(ino).map_err(at(p))?;
+            write_stat(&mut out, &mut vfs, p, &a)?;
+        }
+        FsOp::Tree { path } => {
+            let p = path.as_bytes();
+            let ino = vfs.resolve(p, true).map_err(at(p))?;
+            out.write_all(p)?;
+            out.write_all(b"\n")?;
+            print_tree(&mut out, &mut vfs, ino, &mut Vec::new())?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kind_suffix(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Dir => "/",
+        FileKind::Symlink => "@",
+        FileKind::Fifo => "|",
+        FileKind::Socket => "=",
+        _ => "",
+    }
+}
+
+fn list_all(vfs: &mut Vfs, dir: Ino) -> Result<Vec<agentfs::vfs::DirEntry>, VfsError> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = vfs.readdir(dir, after, 1024)?;
+        let Some(last) = batch.last() else { break };
+        after = last.offset;
+        all.extend(batch);
+    }
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(all)
+}
+
+fn remove_tree(vfs: &mut Vfs, dir: Ino) -> Result<(), VfsError> {
+    for e in list_all(vfs, dir)? {
+        if e.kind == FileKind::Dir {
+            remove_tree(vfs, e.ino)?;
+            vfs.rmdir(dir, &e.name)?;
+        } else {
+            vfs.unlink(dir, &e.name)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_stat(out: &mut impl Write, vfs: &mut Vfs, path: &[u8], a: &Attr) -> Result<()> {
+    let kind = match a.kind {
+        FileKind::File => "regular file",
+        FileKind::Dir => "directory",
+        FileKind::Symlink => "symbolic link",
+        FileKind::Fifo => "fifo",
+        FileKind::Socket => "socket",
+        FileKind::CharDevice => "character device",
+        FileKind::BlockDevice => "block device",
+    };
+    out.write_all(b"  path: ")?;
+    out.write_all(path)?;
+    out.write_all(b"\n")?;
+    if a.kind == FileKind::Symlink {
+        let target = vfs.readlink(a.ino).map_err(at(path))?;
+        out.write_all(b"target: ")?;
+        out.write_all(&target)?;
+        out.write_all(b"\n")?;
+    }
+    writeln!(out, "  type: {kind}")?;
+    writeln!(out, " inode: {}", a.ino.0)?;
+    writeln!(out, "  size: {}", a.size)?;
+    writeln!(out, "  mode: {:04o}", a.perm)?;
+    writeln!(out, " links: {}", a.nlink)?;
+    writeln!(out, "   uid: {}  gid: {}", a.uid, a.gid)?;
+    let t = |t: agentfs::vfs::Timestamp| format!("{}.{:09}", t.sec, t.nsec);
+    writeln!(out, " atime: {}", t(a.atime))?;
+    writeln!(out, " mtime: {}", t(a.mtime))?;
+    writeln!(out, " ctime: {}", t(a.ctime))?;
+    Ok(())
+}
+
+fn print_tree(out: &mut impl Write, vfs: &mut Vfs, dir: Ino, prefix: &mut Vec<u8>) -> Result<()> {
+    let entries = list_all(vfs, dir).map_err(|e| anyhow!("{e}"))?;
+    let n = entries.len();
+    for (i, e) in entries.into_iter().enumerate() {
+        let last = i + 1 == n;
+        out.write_all(prefix)?;
+        out.write_all(if last { "└── ".as_bytes() } else { "├── ".as_bytes() })?;
+        out.write_all(&e.name)?;
+        out.write_all(kind_suffix(e.kind).as_bytes())?;
+        if e.kind == FileKind::Symlink {
+            let target = vfs.readlink(e.ino).map_err(|e| anyhow!("{e}"))?;
+            out.write_all(b" -> ")?;
+            out.write_all(&target)?;
+        }
+        out.write_all(b"\n")?;
+        if e.kind == FileKind::Dir {
+            let len = prefix.len();
+            prefix.extend_from_slice(if last { "    ".as_bytes() } else { "│   ".as_bytes() });
+            print_tree(out, vfs, e.ino, prefix)?;
+            prefix.truncate(len);
+        }
+    }
+    Ok(())
+}
+
+// ----- kv ---------------------------------------------------------------------------------
+
+fn kv(arg: &str, op: KvOp) -> Result<ExitCode> {
+    let (_r, mut vfs) = open_existing(arg)?;
+    let conn = &mut vfs.store_mut().conn;
+    let mut out = io::stdout().lock();
+    match op {
+        KvOp::Get { key } => match agentfs::kv::get(conn, &key)? {
+            Some(v) => writeln!(out, "{v}")?,
+            None => bail!("no key {key:?} in this session; list keys with `agentfs kv {arg} list`"),
+        },
+        KvOp::Set { key, value } => {
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&value) {
+                bail!(
+                    "value for {key:?} is not JSON ({e}); quote text as a JSON string, e.g. '\"{}\"'",
+                    value.replace('\'', "")
+                );
+            }
+            agentfs::kv::set(conn, &key, &value)?;
+        }
+        KvOp::List => {
+            for e in agentfs::kv::list(conn)? {
+                writeln!(out, "{}\t{}", e.key, e.value)?;
+            }
+        }
+        KvOp::Delete { key } => {
+            if !agentfs::kv::delete(conn, &key)? {
+                bail!("no key {key:?} in this session; nothing deleted");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_time_gives_utc_dates() {
+        assert_eq!(format_time(Some(0)), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(Some(1_764_000_000)), "2025-11-24 16:00 UTC");
+        assert_eq!(format_time(None), "-");
+    }
+
+    #[test]
+    fn split_parent_rejects_root_and_dots() {
+        assert!(split_parent(b"/").is_err());
+        assert!(split_parent(b"/a/..").is_err());
+        assert_eq!(split_parent(b"/a/b/").unwrap(), (&b"/a"[..], &b"b"[..]));
+        assert_eq!(split_parent(b"x").unwrap(), (&b""[..], &b"x"[..]));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

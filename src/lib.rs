@@ -1,0 +1,7 @@
+//! agentfs: run commands on a copy-on-write view of a directory, with every change kept as
+//! rows in one SQLite database per session.
+
+pub mod kv;
+pub mod session;
+pub mod store;
+pub mod vfs;

@@ -1,0 +1,231 @@
+//! Opens a session database: file checks, per-connection pragmas and schema migrations.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+/// Format version this binary writes, kept in `PRAGMA user_version`.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// Migrations, in order; entry `i` takes a database from version `i` to `i + 1`.
+/// Version 0 is a database written by another AgentFS SPEC 0.4 implementation (or a new file).
+const MIGRATIONS: &[&str] = &[include_str!("../../schema/0001_init.sql")];
+
+/// How long a connection waits for another process's write lock before giving up.
+/// Writers hold the lock for one filesystem operation, so this is only reached on a hung peer.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors from opening or using the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}: no such session database")]
+    Missing(PathBuf),
+    #[error("{0} is not a SQLite database (it does not start with the SQLite header)")]
+    NotSqlite(PathBuf),
+    #[error(
+        "{0} is a SQLite database but not an agentfs session (it has no fs_inode table); \
+         pass the path of a session .db or create one with `agentfs init`"
+    )]
+    NotSession(PathBuf),
+    #[error(
+        "{path} has format version {found}; this agentfs knows up to version {known}. \
+         Upgrade agentfs to open it"
+    )]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "could not switch the database to WAL mode (it stays in {0} mode); \
+         put the session on a local filesystem"
+    )]
+    NoWal(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Whether opening may create the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The database must already exist.
+    Existing,
+    /// Create a new database (or upgrade an existing one).
+    Create,
+}
+
+/// One connection to a session database, configured for concurrent use by several processes.
+pub struct Store {
+    pub conn: Connection,
+    pub path: PathBuf,
+    /// Bytes per `fs_data` row, from `fs_config.chunk_size`.
+    pub chunk_size: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, migrating it to [`FORMAT_VERSION`].
+    pub fn open(path: &Path, mode: OpenMode) -> Result<Store, StoreError> {
+        check_file(path, mode)?;
+        let flags = match mode {
+            OpenMode::Existing => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            OpenMode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let mut conn = Connection::open_with_flags(path, flags)?;
+        configure(&conn).map_err(|e| classify_open_error(path, e))?;
+        migrate(&mut conn, path, mode)?;
+        let chunk_size: String = conn.query_row(
+            "SELECT value FROM fs_config WHERE key = 'chunk_size'",
+            [],
+            |r| r.get(0),
+        )?;
+        let chunk_size = chunk_size
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| StoreError::NotSession(path.to_path_buf()))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+            chunk_size,
+        })
+    }
+
+    /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so a
+    /// read-then-write operation never fails half-way with SQLITE_BUSY.
+    pub fn write_tx(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+    }
+
+    /// Starts a read transaction: one consistent snapshot for a multi-statement read.
+    pub fn read_tx(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+    }
+
+    /// Makes every committed operation durable: commits one tiny transaction with
+    /// `synchronous = FULL`, which fsyncs the WAL (and with it every earlier frame).
+    pub fn sync(&mut self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("PRAGMA synchronous = FULL")?;
+        let result = (|| {
+            let tx = self.write_tx()?;
+            tx.execute(
+                "INSERT INTO fs_config (key, value) VALUES ('agentfs_last_sync', CAST(unixepoch() AS TEXT))
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [],
+            )?;
+            tx.commit()
+        })();
+        self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+        result
+    }
+}
+
+fn check_file(path: &Path, mode: OpenMode) -> Result<(), StoreError> {
+    use std::io::Read;
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return match mode {
+                OpenMode::Existing => Err(StoreError::Missing(path.to_path_buf())),
+                OpenMode::Create => Ok(()),
+            };
+        }
+        Err(e) => return Err(io(e)),
+    };
+    if file.metadata().map_err(io)?.is_dir() {
+        return Err(StoreError::NotSqlite(path.to_path_buf()));
+    }
+    let mut header = [0u8; 16];
+    let mut filled = 0;
+    while filled < header.len() {
+        match file.read(&mut header[filled..]).map_err(io)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    if filled == 0 && mode == OpenMode::Create {
+        return Ok(());
+    }
+    if &header[..filled] != b"SQLite format 3\0" {
+        return Err(StoreError::NotSqlite(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Per-connection settings. WAL lets readers (the SQL shell) run beside the writer;
+/// `synchronous = NORMAL` in WAL mode never loses a committed transaction when a process
+/// crashes (only on power loss), and `Store::sync` upgrades that for an explicit fsync.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::NoWal(mode));
+    }
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;")?;
+    Ok(())
+}
+
+fn classify_open_error(path: &Path, e: StoreError) -> StoreError {
+    match &e {
+        StoreError::Sqlite(s) if s.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) => {
+            StoreError::NotSqlite(path.to_path_buf())
+        }
+        _ => e,
+    }
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )
+}
+
+fn migrate(conn: &mut Connection, path: &Path, mode: OpenMode) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == FORMAT_VERSION {
+        return Ok(());
+    }
+    if current > FORMAT_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known: FORMAT_VERSION,
+        });
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == 0 {
+        let any_table: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+            [],
+            |r| r.get(0),
+        )?;
+        let is_spec = table_exists(&tx, "fs_inode")? && table_exists(&tx, "fs_dentry")?;
+        if (any_table && !is_spec) || (!any_table && mode == OpenMode::Existing) {
+            return Err(StoreError::NotSession(path.to_path_buf()));
+        }
+    }
+    if current > FORMAT_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known: FORMAT_VERSION,
+        });
+    }
+    for step in &MIGRATIONS[current as usize..] {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", FORMAT_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,888 @@
+//! The filesystem core: POSIX semantics over a session database, with no kernel types.
+//!
+//! Every operation runs in one SQLite transaction (`BEGIN IMMEDIATE` for writes) and records
+//! one row in the change journal (`fs_change`). Adapters (FUSE, CLI) translate to and from
+//! these calls; `VfsError::errno` gives the errno for a failure.
+
+mod data;
+pub mod error;
+pub mod names;
+mod rows;
+pub mod types;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{OptionalExtension, params};
+
+pub use error::{VfsError, VfsResult};
+use rows::Change;
+use crate::store::{OpenMode, Store};
+pub use types::*;
+
+/// How many symlinks path resolution follows before ELOOP (as Linux's MAXSYMLINKS).
+const MAX_SYMLINKS: u32 = 40;
+
+/// What an open handle refers to.
+struct Handle {
+    ino: Ino,
+    /// Whether a `write` row for this handle is already in the journal: a handle's writes are
+    /// journaled once, not once per request.
+    journaled_write: bool,
+}
+
+/// A session's filesystem, through one database connection.
+pub struct Vfs {
+    store: Store,
+    /// Runner recorded in the journal for the changes made through this instance.
+    runner: Option<i64>,
+    handles: HashMap<u64, Handle>,
+    next_fh: u64,
+    /// Open handles per inode, so an unlinked file keeps its data until the last release.
+    open_count: HashMap<Ino, u32>,
+}
+
+impl Vfs {
+    /// Opens the session database at `path` and cleans leftovers of crashed processes.
+    pub fn open_session(path: &Path, mode: OpenMode) -> VfsResult<Vfs> {
+        Vfs::from_store(Store::open(path, mode)?)
+    }
+
+    pub fn from_store(store: Store) -> VfsResult<Vfs> {
+        let mut vfs = Vfs {
+            store,
+            runner: None,
+            handles: HashMap::new(),
+            next_fh: 1,
+            open_count: HashMap::new(),
+        };
+        vfs.clean_orphans()?;
+        Ok(vfs)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Attributes later changes to runner `id` (a row of `fs_runner`) in the journal.
+    pub fn set_runner(&mut self, id: Option<i64>) {
+        self.runner = id;
+    }
+
+    /// Deletes inodes that lost their last name while open in a process that no longer runs.
+    fn clean_orphans(&mut self) -> VfsResult<()> {
+        let tx = self.store.write_tx()?;
+        let orphans: Vec<(i64, i64)> = {
+            let mut stmt = tx.prepare("SELECT ino, pid FROM fs_orphan")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        for (ino, pid) in orphans {
+            if !process_alive(pid) {
+                rows::purge_inode(&tx, Ino(ino as u64))?;
+            }
+        }
+        // Inodes with no links that nobody claims (a foreign writer's leftovers).
+        let unclaimed: Vec<i64> = {
+            let mut stmt = tx.prepare(
+                "SELECT ino FROM fs_inode WHERE nlink = 0 AND ino <> 1 \
+                 AND ino NOT IN (SELECT ino FROM fs_orphan) \
+                 AND ino NOT IN (SELECT ino FROM fs_dentry)",
+            )?;
+            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        for ino in unclaimed {
+            rows::purge_inode(&tx, Ino(ino as u64))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ----- lookups ------------------------------------------------------------------------
+
+    /// Finds `name` in directory `parent`.
+    pub fn lookup(&mut self, parent: Ino, name: &[u8]) -> VfsResult<Attr> {
+        if name.len() > names::NAME_MAX {
+            return Err(VfsError::NameTooLong);
+        }
+        let tx = self.store.read_tx()?;
+        match rows::child(&tx, parent, name)? {
+            Some(ino) => rows::attr(&tx, ino),
+            None => {
+                rows::dir_attr(&tx, parent)?;
+                Err(VfsError::NotFound)
+            }
+        }
+    }
+
+    pub fn getattr(&mut self, ino: Ino) -> VfsResult<Attr> {
+        rows::attr(&self.store.conn, ino)
+    }
+
+    pub fn readlink(&mut self, ino: Ino) -> VfsResult<Vec<u8>> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached("SELECT target FROM fs_symlink WHERE ino = ?1")?;
+        let target = stmt
+            .query_row([ino.0 as i64], |r| names::from_sql(r.get_ref(0)?))
+            .optional()?;
+        match target {
+            Some(t) => Ok(t),
+            None => {
+                rows::attr(&self.store.conn, ino)?;
+                Err(VfsError::NotSymlink)
+            }
+        }
+    }
+
+    /// Entries of directory `dir` after cursor `after` (0 = from the start), at most `limit`.
+    pub fn readdir(&mut self, dir: Ino, after: u64, limit: usize) -> VfsResult<Vec<DirEntry>> {
+        let tx = self.store.read_tx()?;
+        rows::dir_attr(&tx, dir)?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT d.id, d.name, d.ino, i.mode FROM fs_dentry d JOIN fs_inode i ON i.ino = d.ino \
+             WHERE d.parent_ino = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+        )?;
+        let entries = stmt
+            .query_map(
+                params![dir.0 as i64, after as i64, limit.min(i64::MAX as usize) as i64],
+                |r| {
+                    let mode: i64 = r.get(3)?;
+                    Ok(DirEntry {
+                        offset: r.get::<_, i64>(0)? as u64,
+                        name: names::from_sql(r.get_ref(1)?)?,
+                        ino: Ino(r.get::<_, i64>(2)? as u64),
+                        kind: FileKind::from_mode(mode as u32).unwrap_or(FileKind::File),
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(entries)
+    }
+
+    /// Resolves an absolute path (relative paths start at the root too). Symlinks in the
+    /// middle are followed; the last component is followed only with `follow`.
+    pub fn resolve(&mut self, path: &[u8], follow: bool) -> VfsResult<Ino> {
+        let mut hops = 0;
+        self.resolve_from(Ino::ROOT, path, follow, &mut hops)
+    }
+
+    fn resolve_from(&mut self, start: Ino, path: &[u8], follow: bool, hops: &mut u32) -> VfsResult<Ino> {
+        let mut cur = if path.starts_with(b"/") { Ino::ROOT } else { start };
+        let parts: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty() && *p != b".")
+            .collect();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let dir = self.getattr(cur)?;
+            if dir.kind != FileKind::Dir {
+                return Err(VfsError::NotDir);
+            }
+            if *part == b".." {
+                cur = rows::parent_of_dir(&self.store.conn, cur)?;
+                continue;
+            }
+            let attr = self.lookup(cur, part)?;
+            if attr.kind == FileKind::Symlink && (!last || follow) {
+                *hops += 1;
+                if *hops > MAX_SYMLINKS {
+                    return Err(VfsError::Loop);
+                }
+                let target = self.readlink(attr.ino)?;
+                cur = self.resolve_from(cur, &target, true, hops)?;
+            } else {
+                cur = attr.ino;
+            }
+        }
+        Ok(cur)
+    }
+
+    // ----- creating -----------------------------------------------------------------------
+
+    /// Creates an inode of `kind` under `parent`. Shared by create/mknod/mkdir/symlink.
+    fn make_node(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        kind: FileKind,
+        perm: u32,
+        rdev: u32,
+        creds: Creds,
+        symlink_target: Option<&[u8]>,
+    ) -> VfsResult<Attr> {
+        names::check_name(name)?;
+        let now = Timestamp::now();
+        let runner = self.runner;
+        let tx = self.store.write_tx()?;
+        rows::dir_attr(&tx, parent)?;
+        if rows::child(&tx, parent, name)?.is_some() {
+            return Err(VfsError::Exists);
+        }
+        let is_dir = kind == FileKind::Dir;
+        let size = symlink_target.map_or(0, |t| t.len() as u64);
+        let ino = rows::insert_inode(
+            &tx,
+            kind.type_bits() | (perm & 0o7777),
+            if is_dir { 2 } else { 1 },
+            creds.uid,
+            creds.gid,
+            rdev,
+            size,
+            now,
+        )?;
+        rows::insert_dentry(&tx, parent, name, ino)?;
+        if let Some(target) = symlink_target {
+            tx.prepare_cached("INSERT INTO fs_symlink (ino, target) VALUES (?1, ?2)")?
+                .execute(params![ino.0 as i64, names::to_sql(target)])?;
+        }
+        if is_dir {
+            rows::add_nlink(&tx, parent, 1, None)?;
+        }
+        rows::touch_dir(&tx, parent, now)?;
+        let path = rows::child_path(&tx, parent, name)?;
+        let op = match kind {
+            FileKind::File => "create",
+            FileKind::Dir => "mkdir",
+            FileKind::Symlink => "symlink",
+            _ => "mknod",
+        };
+        rows::journal(&tx, runner, now, Change { op, ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        let attr = rows::attr(&tx, ino)?;
+        tx.commit()?;
+        Ok(attr)
+    }
+
+    /// Creates and opens a regular file; `Exists` if the name is taken.
+    pub fn create(&mut self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<(Attr, Fh)> {
+        let attr = self.make_node(parent, name, FileKind::File, perm, 0, creds, None)?;
+        let fh = self.add_handle(attr.ino);
+        Ok((attr, fh))
+    }
+
+    /// Creates a regular file, FIFO, socket or device node.
+    pub fn mknod(&mut self, parent: Ino, name: &[u8], kind: FileKind, perm: u32, rdev: u32, creds: Creds) -> VfsResult<Attr> {
+        if matches!(kind, FileKind::Dir | FileKind::Symlink) {
+            return Err(VfsError::Invalid);
+        }
+        let rdev = if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) { rdev } else { 0 };
+        self.make_node(parent, name, kind, perm, rdev, creds, None)
+    }
+
+    pub fn mkdir(&mut self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<Attr> {
+        self.make_node(parent, name, FileKind::Dir, perm, 0, creds, None)
+    }
+
+    pub fn symlink(&mut self, parent: Ino, name: &[u8], target: &[u8], creds: Creds) -> VfsResult<Attr> {
+        // symlink(2): the target may be anything but empty, up to PATH_MAX.
+        if target.is_empty() || target.contains(&0) {
+            return Err(if target.is_empty() { VfsError::NotFound } else { VfsError::Invalid });
+        }
+        if target.len() >= libc::PATH_MAX as usize {
+            return Err(VfsError::NameTooLong);
+        }
+        self.make_node(parent, name, FileKind::Symlink, 0o777, 0, creds, Some(target))
+    }
+
+    /// Adds the name `new_name` in `new_parent` for `ino`.
+    pub fn link(&mut self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> VfsResult<Attr> {
+        names::check_name(new_name)?;
+        let now = Timestamp::now();
+        let runner = self.runner;
+        let tx = self.store.write_tx()?;
+        let attr = rows::attr(&tx, ino)?;
+        rows::dir_attr(&tx, new_parent)?;
+        // link(2): hard links to directories are not allowed.
+        if attr.kind == FileKind::Dir {
+            return Err(VfsError::NotPermitted);
+        }
+        if rows::child(&tx, new_parent, new_name)?.is_some() {
+            return Err(VfsError::Exists);
+        }
+        rows::insert_dentry(&tx, new_parent, new_name, ino)?;
+        rows::add_nlink(&tx, ino, 1, Some(now))?;
+        rows::touch_dir(&tx, new_parent, now)?;
+        // An orphan that is linked again is no longer an orphan.
+        tx.prepare_cached("DELETE FROM fs_orphan WHERE ino = ?1")?.execute([ino.0 as i64])?;
+        let path = rows::child_path(&tx, new_parent, new_name)?;
+        rows::journal(&tx, runner, now, Change { op: "link", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        let attr = rows::attr(&tx, ino)?;
+        tx.commit()?;
+        Ok(attr)
+    }
+
+    // ----- removing -----------------------------------------------------------------------
+
+    /// Drops one link of non-directory `ino`; at zero links the inode goes, unless it is open
+    /// here, in which case it waits in `fs_orphan` for the last release.
+    fn drop_link(
+        conn: &rusqlite::Connection,
+        open_count: &HashMap<Ino, u32>,
+        ino: Ino,
+        now: Timestamp,
+    ) -> VfsResult<()> {
+        rows::add_nlink(conn, ino, -1, Some(now))?;
+        if rows::attr(conn, ino)?.nlink == 0 {
+            if open_count.get(&ino).copied().unwrap_or(0) > 0 {
+                rows::insert_orphan(conn, ino, now)?;
+            } else {
+                rows::purge_inode(conn, ino)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn unlink(&mut self, parent: Ino, name: &[u8]) -> VfsResult<()> {
+        if name.len() > names::NAME_MAX {
+            return Err(VfsError::NameTooLong);
+        }
+        let now = Timestamp::now();
+        let runner = self.runner;
+        let tx = self.store.write_tx()?;
+        rows::dir_attr(&tx, parent)?;
+        let ino = rows::child(&tx, parent, name)?.ok_or(VfsError::NotFound)?;
+        // unlink(2): Linux reports EISDIR for a directory.
+        if rows::attr(&tx, ino)?.kind == FileKind::Dir {
+            return Err(VfsError::IsDir);
+        }
+        let path = rows::child_path(&tx, parent, name)?;
+        rows::delete_dentry(&tx, parent, name)?;
+        Self::drop_link(&tx, &self.open_count, ino, now)?;
+        rows::touch_dir(&tx, parent, now)?;
+        rows::journal(&tx, runner, now, Change { op: "unlink", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn dir_is_empty(conn: &rusqlite::Connection, dir: Ino) -> VfsResult<bool> {
+        let mut stmt = conn.prepare_cached("SELECT 1 FROM fs_dentry WHERE parent_ino = ?1 LIMIT 1")?;
+        Ok(stmt.query_row([dir.0 as i64], |_| Ok(())).optional()?.is_none())
+    }
+
+    pub fn rmdir(&mut self, parent: Ino, name: &[u8]) -> VfsResult<()> {
+        if name.len() > names::NAME_MAX {
+            return Err(VfsError::NameTooLong);
+        }
+        let now = Timestamp::now();
+        let runner = self.runner;
+        let tx = self.store.write_tx()?;
+        rows::dir_attr(&tx, parent)?;
+        let ino = rows::child(&tx, parent, name)?.ok_or(VfsError::NotFound)?;
+        if rows::attr(&tx, ino)?.kind != FileKind::Dir {
+            return Err(VfsError::NotDir);
+        }
+        if !Self::dir_is_empty(&tx, ino)? {
+            return Err(VfsError::NotEmpty);
+        }
+        let path = rows::child_path(&tx, parent, name)?;
+        rows::delete_dentry(&tx, parent, name)?;
+        rows::purge_inode(&tx, ino)?;
+        rows::add_nlink(&tx, parent, -1, None)?;
+        rows::touch_dir(&tx, parent, now)?;
+        rows::journal(&tx, runner, now, Change { op: "rmdir", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Moves `name` in `parent` to `new_name` in `new_parent`, as renameat2(2).
+    pub fn rename(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> VfsResult<()> {
+        if flags.noreplace && flags.exchange {
+            return Err(VfsError::Invalid);
+        }
+        if name.len() > names::NAME_MAX {
+            return Err(VfsError::NameTooLong);
+        }
+        names::check_name(new_name)?;
+        let now = Timestamp::now();
+        let runner = self.runner;
+        let tx = self.store.write_tx()?;
+        rows::dir_attr(&tx, parent)?;
+        rows::dir_attr(&tx, new_parent)?;
+        let src = rows::child(&tx, parent, name)?.ok_or(VfsError::NotFound)?;
+        let src_attr = rows::attr(&tx, src)?;
+        let dst = rows::child(&tx, new_parent, new_name)?;
+        // The order of checks follows do_renameat2() in Linux, so errno matches the kernel's.
+        if flags.noreplace && dst.is_some() {
+            return Err(VfsError::Exists);
+        }
+        if flags.exchange && dst.is_none() {
+            return Err(VfsError::NotFound);
+        }
+        let src_is_dir = src_attr.kind == FileKind::Dir;
+        if src_is_dir && src != dst.unwrap_or(Ino(0)) && rows::is_ancestor(&tx, src, new_parent)? {
+            return Err(VfsError::Invalid);
+        }
+        let dst_attr = match dst {
+            Some(d) => Some(rows::attr(&tx, d)?),
+            None => None,
+        };
+        if let Some(d) = &dst_attr {
+            if d.kind == FileKind::Dir && d.ino != src && rows::is_ancestor(&tx, d.ino, parent)? {
+                return Err(if flags.exchange { VfsError::Invalid } else { VfsError::NotEmpty });
+            }
+        }
+        if dst == Some(src) {
+            return Ok(());
+        }
+        let old_path = rows::child_path(&tx, parent, name)?;
+        let new_path = rows::child_path(&tx, new_parent, new_name)?;
+        let set_entry = |ino: Ino, p: Ino, n: &[u8]| -> VfsResult<()> {
+            tx.prepare_cached("UPDATE fs_dentry SET ino = ?1 WHERE parent_ino = ?2 AND name = ?3")?
+                .execute(params![ino.0 as i64, p.0 as i64, names::to_sql(n)])?;
+            Ok(())
+        };
+        if flags.exchange {
+            let dst_attr = dst_attr.expect("exchange target checked above");
+            set_entry(dst_attr.ino, parent, name)?;
+            set_entry(src, new_parent, new_name)?;
+            if parent != new_parent {
+                let dst_is_dir = dst_attr.kind == FileKind::Dir;
+                let moved = src_is_dir as i64 - dst_is_dir as i64;
+                if moved != 0 {
+                    rows::add_nlink(&tx, parent, -moved, None)?;
+                    rows::add_nlink(&tx, new_parent, moved, None)?;
+                }
+            }
+            rows::touch_ctime(&tx, dst_attr.ino, now)?;
+        } else {
+            if let Some(d) = &dst_attr {
+                match (src_is_dir, d.kind == FileKind::Dir) {
+                    (true, false) => return Err(VfsError::NotDir),
+                    (false, true) => return Err(VfsError::IsDir),
+                    (true, true) if !Self::dir_is_empty(&tx, d.ino)? => return Err(VfsError::NotEmpty),
+                    _ => {}
+                }
+                rows::delete_dentry(&tx, new_parent, new_name)?;
+                if d.kind == FileKind::Dir {
+                    rows::purge_inode(&tx, d.ino)?;
+                    rows::add_nlink(&tx, new_parent, -1, None)?;
+                } else {
+                    Self::drop_link(&tx, &self.open_count, d.ino, now)?;
+                }
+            }
+            tx.prepare_cached(
+                "UPDATE fs_dentry SET parent_ino = ?1, name = ?2 WHERE parent_ino = ?3 AND name = ?4",
+            )?
+            .execute(params![
+                new_parent.0 as i64,
+                names::to_sql(new_name),
+                parent.0 as i64,
+                names::to_sql(name)
+            ])?;
+            if src_is_dir && parent != new_parent {
+                rows::add_nlink(&tx, parent, -1, None)?;
+                rows::add_nlink(&tx, new_parent, 1, None)?;
+            }
+        }
+        rows::touch_ctime(&tx, src, now)?;
+        rows::touch_dir(&tx, parent, now)?;
+        if new_parent != parent {
+            rows::touch_dir(&tx, new_parent, now)?;
+        }
+        let op = if flags.exchange { "exchange" } else { "rename" };
+        rows::journal(&tx, runner, now, Change { op, ino: Some(src), path: new_path.as_deref(), old_path: old_path.as_deref() })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ----- attributes ---------------------------------------------------------------------
+
+    /// Changes the attributes named in `set`, as chmod/chown/truncate/utimensat do.
+    pub fn setattr(&mut self, ino: Ino, set: &SetAttr) -> VfsResult<Attr> {
+        let now = Timestamp::now();
+        let runner = self.runner;
+        let chunk_size = self.store.chunk_size;
+        let tx = self.store.write_tx()?;
+        let attr = rows::attr(&tx, ino)?;
+        let mut mtime = set.mtime;
+        if let Some(size) = set.size {
+            match attr.kind {
+                FileKind::File => {}
+                FileKind::Dir => return Err(VfsError::IsDir),
+                _ => return Err(VfsError::Invalid),
+            }
+            data::truncate(&tx, chunk_size, ino, attr.size, size)?;
+            tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
+                .execute(params![ino.0 as i64, size as i64])?;
+            tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?.execute([ino.0 as i64])?;
+            // truncate(2) updates mtime (and ctime) unless the caller sets mtime itself.
+            mtime.get_or_insert(TimeSet::Now);
+        }
+        if let Some(mode) = set.mode {
+            tx.prepare_cached("UPDATE fs_inode SET mode = (mode & ?2) | ?3 WHERE ino = ?1")?
+                .execute(params![ino.0 as i64, libc::S_IFMT as i64, (mode & 0o7777) as i64])?;
+        }
+        if let Some(uid) = set.uid {
+            tx.prepare_cached("UPDATE fs_inode SET uid = ?2 WHERE ino = ?1")?
+                .execute(params![ino.0 as i64, uid as i64])?;
+        }
+        if let Some(gid) = set.gid {
+            tx.prepare_cached("UPDATE fs_inode SET gid = ?2 WHERE ino = ?1")?
+                .execute(params![ino.0 as i64, gid as i64])?;
+        }
+        let resolve = |t: TimeSet| match t {
+            TimeSet::Now => now,
+            TimeSet::At(t) => t,
+        };
+        if let Some(t) = set.atime.map(resolve) {
+            tx.prepare_cached("UPDATE fs_inode SET atime = ?2, atime_nsec = ?3 WHERE ino = ?1")?
+                .execute(params![ino.0 as i64, t.sec, t.nsec as i64])?;
+        }
+        if let Some(t) = mtime.map(resolve) {
+            tx.prepare_cached("UPDATE fs_inode SET mtime = ?2, mtime_nsec = ?3 WHERE ino = ?1")?
+                .execute(params![ino.0 as i64, t.sec, t.nsec as i64])?;
+        }
+        rows::touch_ctime(&tx, ino, now)?;
+        let op = if set.size.is_some() {
+            "truncate"
+        } else if set.mode.is_some() {
+            "chmod"
+        } else if set.uid.is_some() || set.gid.is_some() {
+            "chown"
+        } else {
+            "utimens"
+        };
+        let path = rows::path_of(&tx, ino)?;
+        rows::journal(&tx, runner, now, Change { op, ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        let attr = rows::attr(&tx, ino)?;
+        tx.commit()?;
+        Ok(attr)
+    }
+
+    pub fn statfs(&mut self) -> VfsResult<StatFs> {
+        let files: i64 = self
+            .store
+            .conn
+            .query_row("SELECT count(*) FROM fs_inode", [], |r| r.get(0))?;
+        let dir = self
+            .store
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let host = host_statvfs(dir);
+        let block_size = 4096u32;
+        let (blocks, free, avail, ffree) = match host {
+            Some(s) => {
+                let scale = |n: u64| n.saturating_mul(s.0) / block_size as u64;
+                (scale(s.1), scale(s.2), scale(s.3), s.4)
+            }
+            None => (0, 0, 0, 0),
+        };
+        Ok(StatFs {
+            block_size,
+            blocks,
+            blocks_free: free,
+            blocks_available: avail,
+            files: files as u64 + ffree,
+            files_free: ffree,
+            name_max: names::NAME_MAX as u32,
+        })
+    }
+
+    // ----- file data ----------------------------------------------------------------------
+
+    fn add_handle(&mut self, ino: Ino) -> Fh {
+        let fh = self.next_fh;
+        self.next_fh += 1;
+        self.handles.insert(fh, Handle { ino, journaled_write: false });
+        *self.open_count.entry(ino).or_insert(0) += 1;
+        Fh(fh)
+    }
+
+    fn handle_ino(&self, fh: Fh) -> VfsResult<Ino> {
+        self.handles.get(&fh.0).map(|h| h.ino).ok_or(VfsError::BadHandle)
+    }
+
+    /// Opens an existing inode for reading and writing; directories are opened with `readdir`.
+    pub fn open(&mut self, ino: Ino) -> VfsResult<Fh> {
+        let attr = rows::attr(&self.store.conn, ino)?;
+        if attr.kind == FileKind::Dir {
+            return Err(VfsError::IsDir);
+        }
+        Ok(self.add_handle(ino))
+    }
+
+    /// Closes a handle; the last close of an unlinked file frees it.
+    pub fn release(&mut self, fh: Fh) -> VfsResult<()> {
+        let handle = self.handles.remove(&fh.0).ok_or(VfsError::BadHandle)?;
+        let count = self.open_count.entry(handle.ino).or_insert(1);
+        *count -= 1;
+        if *count == 0 {
+            self.open_count.remove(&handle.ino);
+            let tx = self.store.write_tx()?;
+            let orphan = tx
+                .prepare_cached("SELECT 1 FROM fs_orphan WHERE ino = ?1")?
+                .query_row([handle.ino.0 as i64], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if orphan {
+                rows::purge_inode(&tx, handle.ino)?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn read(&mut self, fh: Fh, offset: u64, len: u32) -> VfsResult<Vec<u8>> {
+        let ino = self.handle_ino(fh)?;
+        self.read_ino(ino, offset, len)
+    }
+
+    /// Reads without a handle (for tools that inspect a session).
+    pub fn read_ino(&mut self, ino: Ino, offset: u64, len: u32) -> VfsResult<Vec<u8>> {
+        let chunk_size = self.store.chunk_size;
+        let tx = self.store.read_tx()?;
+        let attr = rows::attr(&tx, ino)?;
+        if attr.kind == FileKind::Dir {
+            return Err(VfsError::IsDir);
+        }
+        data::read(&tx, chunk_size, ino, attr.size, offset, len)
+    }
+
+    /// Writes `buf` at `offset`; returns the number of bytes written (all of them).
+    pub fn write(&mut self, fh: Fh, offset: u64, buf: &[u8]) -> VfsResult<u32> {
+        let ino = self.handle_ino(fh)?;
+        let journal_it = !self.handles[&fh.0].journaled_write;
+        self.write_ino(ino, offset, buf, journal_it)?;
+        if let Some(h) = self.handles.get_mut(&fh.0) {
+            h.journaled_write = true;
+        }
+        Ok(buf.len() as u32)
+    }
+
+    fn write_ino(&mut self, ino: Ino, offset: u64, buf: &[u8], journal_it: bool) -> VfsResult<()> {
+        let now = Timestamp::now();
+        let runner = self.runner;
+        let chunk_size = self.store.chunk_size;
+        let tx = self.store.write_tx()?;
+        let attr = rows::attr(&tx, ino)?;
+        if attr.kind != FileKind::File {
+            return Err(if attr.kind == FileKind::Dir { VfsError::IsDir } else { VfsError::Invalid });
+        }
+        let new_size = data::write(&tx, chunk_size, ino, attr.size, offset, buf)?;
+        if !buf.is_empty() {
+            tx.prepare_cached(
+                "UPDATE fs_inode SET size = ?2, mtime = ?3, mtime_nsec = ?4, ctime = ?3, ctime_nsec = ?4 WHERE ino = ?1",
+            )?
+            .execute(params![ino.0 as i64, new_size as i64, now.sec, now.nsec as i64])?;
+            tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?.execute([ino.0 as i64])?;
+        }
+        if journal_it {
+            let path = rows::path_of(&tx, ino)?;
+            rows::journal(&tx, runner, now, Change { op: "write", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces the whole contents of a file in one transaction (for tools).
+    pub fn write_all_ino(&mut self, ino: Ino, contents: &[u8]) -> VfsResult<()> {
+        self.setattr(ino, &SetAttr { size: Some(0), ..SetAttr::default() })?;
+        self.write_ino(ino, 0, contents, true)
+    }
+
+    /// fallocate(2): mode 0 (allocate, growing the size), KEEP_SIZE, and PUNCH_HOLE|KEEP_SIZE.
+    pub fn fallocate(&mut self, ino: Ino, offset: u64, len: u64, mode: i32) -> VfsResult<()> {
+        if len == 0 {
+            return Err(VfsError::Invalid);
+        }
+        let end = offset.checked_add(len).filter(|e| *e <= data::MAX_FILE_SIZE).ok_or(VfsError::TooBig)?;
+        let now = Timestamp::now();
+        let runner = self.runner;
+        let chunk_size = self.store.chunk_size;
+        let tx = self.store.write_tx()?;
+        let attr = rows::attr(&tx, ino)?;
+        match attr.kind {
+            FileKind::File => {}
+            FileKind::Dir => return Err(VfsError::IsDir),
+            _ => return Err(VfsError::NotSupported),
+        }
+        let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+        let punch = mode & libc::FALLOC_FL_PUNCH_HOLE != 0;
+        if mode & !(libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE) != 0 || (punch && !keep_size) {
+            return Err(VfsError::NotSupported);
+        }
+        if punch {
+            data::punch_hole(&tx, chunk_size, ino, attr.size, offset, len)?;
+            tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?.execute([ino.0 as i64])?;
+            tx.prepare_cached(
+                "UPDATE fs_inode SET mtime = ?2, mtime_nsec = ?3, ctime = ?2, ctime_nsec = ?3 WHERE ino = ?1",
+            )?
+            .execute(params![ino.0 as i64, now.sec, now.nsec as i64])?;
+        } else if !keep_size && end > attr.size {
+            // Space is not reserved in SQLite; the new range is a hole that reads as zeros.
+            data::truncate(&tx, chunk_size, ino, attr.size, end)?;
+            tx.prepare_cached("UPDATE fs_inode SET size = ?2, ctime = ?3, ctime_nsec = ?4 WHERE ino = ?1")?
+                .execute(params![ino.0 as i64, end as i64, now.sec, now.nsec as i64])?;
+        } else {
+            return Ok(());
+        }
+        let path = rows::path_of(&tx, ino)?;
+        rows::journal(&tx, runner, now, Change { op: "fallocate", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// fsync(2): returns once every committed change, this file's included, is on disk.
+    pub fn fsync(&mut self) -> VfsResult<()> {
+        self.store.sync()?;
+        Ok(())
+    }
+
+    /// The blake3 hash of a file's contents, computed once and kept until the file changes.
+    pub fn content_hash(&mut self, ino: Ino) -> VfsResult<[u8; 32]> {
+        let chunk_size = self.store.chunk_size;
+        let tx = self.store.write_tx()?;
+        let attr = rows::attr(&tx, ino)?;
+        if attr.kind != FileKind::File {
+            return Err(VfsError::Invalid);
+        }
+        let cached: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT blake3 FROM fs_content_hash WHERE ino = ?1 AND size = ?2")?
+            .query_row(params![ino.0 as i64, attr.size as i64], |r| r.get(0))
+            .optional()?;
+        if let Some(h) = cached.and_then(|h| <[u8; 32]>::try_from(h).ok()) {
+            return Ok(h);
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut offset = 0;
+        while offset < attr.size {
+            let step = (1u64 << 20).min(attr.size - offset);
+            let part = data::read(&tx, chunk_size, ino, attr.size, offset, step as u32)?;
+            hasher.update(&part);
+            offset += step;
+        }
+        let hash = *hasher.finalize().as_bytes();
+        tx.prepare_cached("INSERT OR REPLACE INTO fs_content_hash (ino, blake3, size) VALUES (?1, ?2, ?3)")?
+            .execute(params![ino.0 as i64, &hash[..], attr.size as i64])?;
+        tx.commit()?;
+        Ok(hash)
+    }
+
+    // ----- extended attributes ------------------------------------------------------------
+
+    pub fn setxattr(&mut self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> VfsResult<()> {
+        check_xattr_name(name)?;
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(VfsError::TooBig);
+        }
+        let now = Timestamp::now();
+        let runner = self.runner;
+        let tx = self.store.write_tx()?;
+        rows::attr(&tx, ino)?;
+        let exists = tx
+            .prepare_cached("SELECT 1 FROM fs_xattr WHERE ino = ?1 AND name = ?2")?
+            .query_row(params![ino.0 as i64, names::to_sql(name)], |_| Ok(()))
+            .optional()?
+            .is_some();
+        match (mode, exists) {
+            (XattrMode::Create, true) => return Err(VfsError::Exists),
+            (XattrMode::Replace, false) => return Err(VfsError::NoAttr),
+            _ => {}
+        }
+        tx.prepare_cached("INSERT OR REPLACE INTO fs_xattr (ino, name, value) VALUES (?1, ?2, ?3)")?
+            .execute(params![ino.0 as i64, names::to_sql(name), value])?;
+        rows::touch_ctime(&tx, ino, now)?;
+        let path = rows::path_of(&tx, ino)?;
+        rows::journal(&tx, runner, now, Change { op: "setxattr", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn getxattr(&mut self, ino: Ino, name: &[u8]) -> VfsResult<Vec<u8>> {
+        check_xattr_name(name)?;
+        let value: Option<Vec<u8>> = self
+            .store
+            .conn
+            .prepare_cached("SELECT value FROM fs_xattr WHERE ino = ?1 AND name = ?2")?
+            .query_row(params![ino.0 as i64, names::to_sql(name)], |r| r.get(0))
+            .optional()?;
+        match value {
+            Some(v) => Ok(v),
+            None => {
+                rows::attr(&self.store.conn, ino)?;
+                Err(VfsError::NoAttr)
+            }
+        }
+    }
+
+    /// Attribute names of `ino`, in the order they were first set... sorted by name.
+    pub fn listxattr(&mut self, ino: Ino) -> VfsResult<Vec<Vec<u8>>> {
+        rows::attr(&self.store.conn, ino)?;
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached("SELECT name FROM fs_xattr WHERE ino = ?1 ORDER BY name")?;
+        let names = stmt
+            .query_map([ino.0 as i64], |r| names::from_sql(r.get_ref(0)?))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(names)
+    }
+
+    pub fn removexattr(&mut self, ino: Ino, name: &[u8]) -> VfsResult<()> {
+        check_xattr_name(name)?;
+        let now = Timestamp::now();
+        let runner = self.runner;
+        let tx = self.store.write_tx()?;
+        rows::attr(&tx, ino)?;
+        let removed = tx
+            .prepare_cached("DELETE FROM fs_xattr WHERE ino = ?1 AND name = ?2")?
+            .execute(params![ino.0 as i64, names::to_sql(name)])?;
+        if removed == 0 {
+            return Err(VfsError::NoAttr);
+        }
+        rows::touch_ctime(&tx, ino, now)?;
+        let path = rows::path_of(&tx, ino)?;
+        rows::journal(&tx, runner, now, Change { op: "removexattr", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Largest xattr value, as XATTR_SIZE_MAX on Linux.
+const XATTR_SIZE_MAX: usize = 65536;
+
+fn check_xattr_name(name: &[u8]) -> VfsResult<()> {
+    // XATTR_NAME_MAX is 255; the kernel answers ERANGE for longer names.
+    if name.is_empty() || name.contains(&0) {
+        return Err(VfsError::Invalid);
+    }
+    if name.len() > 255 {
+        return Err(VfsError::NameTooLong);
+    }
+    Ok(())
+}
+
+fn process_alive(pid: i64) -> bool {
+    if pid <= 0 || pid > i32::MAX as i64 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// (fragment size, blocks, free, available, free inodes) of the filesystem holding `dir`.
+fn host_statvfs(dir: &Path) -> Option<(u64, u64, u64, u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we pass; `c` is a valid C string.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some((s.f_frsize as u64, s.f_blocks as u64, s.f_bfree as u64, s.f_bavail as u64, s.f_ffree as u64))
+}
