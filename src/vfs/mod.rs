@@ -275,7 +275,8 @@ impl Vfs {
     }
 
     pub fn mkdir(&mut self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<Attr> {
-        self.make_node(parent, name, FileKind::Dir, perm, 0, creds, None)
+        // mkdir(2): only the permission and sticky bits of `mode` are used.
+        self.make_node(parent, name, FileKind::Dir, perm & 0o1777, 0, creds, None)
     }
 
     pub fn symlink(&mut self, parent: Ino, name: &[u8], target: &[u8], creds: Creds) -> VfsResult<Attr> {
@@ -297,12 +298,12 @@ impl Vfs {
         let tx = self.store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         rows::dir_attr(&tx, new_parent)?;
-        // link(2): hard links to directories are not allowed.
-        if attr.kind == FileKind::Dir {
-            return Err(VfsError::NotPermitted);
-        }
+        // linkat(2) looks up the new name before vfs_link() refuses directories.
         if rows::child(&tx, new_parent, new_name)?.is_some() {
             return Err(VfsError::Exists);
+        }
+        if attr.kind == FileKind::Dir {
+            return Err(VfsError::NotPermitted);
         }
         rows::insert_dentry(&tx, new_parent, new_name, ino)?;
         rows::add_nlink(&tx, ino, 1, Some(now))?;
