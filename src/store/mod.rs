@@ -71,7 +71,10 @@ impl Store {
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let mut conn = Connection::open_with_flags(path, flags)?;
-        configure(&conn).map_err(|e| classify_open_error(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Look before touching: a file that is not a session must be left exactly as it was.
+        check_kind(&conn, path, mode).map_err(|e| classify_open_error(path, e))?;
+        configure(&conn)?;
         migrate(&mut conn, path, mode)?;
         let chunk_size: String = conn.query_row(
             "SELECT value FROM fs_config WHERE key = 'chunk_size'",
@@ -163,7 +166,6 @@ fn check_file(path: &Path, mode: OpenMode) -> Result<(), StoreError> {
 /// `synchronous = NORMAL` in WAL mode never loses a committed transaction when a process
 /// crashes (only on power loss), and `Store::sync` upgrades that for an explicit fsync.
 fn configure(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::NoWal(mode));
@@ -189,6 +191,28 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     )
 }
 
+/// Refuses databases that are newer than us or are not agentfs/SPEC 0.4 sessions.
+fn check_kind(conn: &Connection, path: &Path, mode: OpenMode) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > FORMAT_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: FORMAT_VERSION,
+        });
+    }
+    let any_table: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+        [],
+        |r| r.get(0),
+    )?;
+    let is_spec = table_exists(conn, "fs_inode")? && table_exists(conn, "fs_dentry")?;
+    if (any_table && !is_spec) || (!any_table && mode == OpenMode::Existing) {
+        return Err(StoreError::NotSession(path.to_path_buf()));
+    }
+    Ok(())
+}
+
 fn migrate(conn: &mut Connection, path: &Path, mode: OpenMode) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current == FORMAT_VERSION {
@@ -204,23 +228,8 @@ fn migrate(conn: &mut Connection, path: &Path, mode: OpenMode) -> Result<(), Sto
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Re-read under the write lock: another process may have migrated meanwhile.
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if current == 0 {
-        let any_table: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
-            [],
-            |r| r.get(0),
-        )?;
-        let is_spec = table_exists(&tx, "fs_inode")? && table_exists(&tx, "fs_dentry")?;
-        if (any_table && !is_spec) || (!any_table && mode == OpenMode::Existing) {
-            return Err(StoreError::NotSession(path.to_path_buf()));
-        }
-    }
-    if current > FORMAT_VERSION {
-        return Err(StoreError::TooNew {
-            path: path.to_path_buf(),
-            found: current,
-            known: FORMAT_VERSION,
-        });
+    if current != 0 || mode == OpenMode::Existing {
+        check_kind(&tx, path, mode)?;
     }
     for step in &MIGRATIONS[current as usize..] {
         tx.execute_batch(step)?;
