@@ -17,14 +17,16 @@ use agentfs::vfs::{Attr, Creds, FileKind, Ino, Vfs, VfsError};
 /// database per session.
 #[derive(Parser, Debug)]
 #[command(name = "agentfs", version, propagate_version = true)]
-#[command(after_help = "Sessions live in $AGENTFS_HOME (default ~/.agentfs) as <ID>.db. \
+#[command(
+    after_help = "Sessions live in $AGENTFS_HOME (default ~/.agentfs) as <ID>.db. \
 Every command that takes a SESSION accepts an id or a path to a .db file.
 
 Examples:
   agentfs init demo --base .
   agentfs fs demo write /notes.txt --data 'hello'
   agentfs fs demo tree /
-  agentfs sessions")]
+  agentfs sessions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -158,7 +160,10 @@ fn init(id: Option<String>, base: Option<PathBuf>) -> Result<ExitCode> {
             let canon = std::fs::canonicalize(&b)
                 .with_context(|| format!("base directory {} is not usable", b.display()))?;
             if !canon.is_dir() {
-                bail!("base {} is not a directory; pass a directory with --base", b.display());
+                bail!(
+                    "base {} is not a directory; pass a directory with --base",
+                    b.display()
+                );
             }
             Some(canon)
         }
@@ -169,10 +174,18 @@ fn init(id: Option<String>, base: Option<PathBuf>) -> Result<ExitCode> {
             .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
     }
     // Claim the file atomically, so two inits of one id cannot both succeed.
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(&r.path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&r.path)
+    {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(session::SessionError::Exists { id: r.id.clone(), path: r.path.clone() }.into());
+            return Err(session::SessionError::Exists {
+                id: r.id.clone(),
+                path: r.path.clone(),
+            }
+            .into());
         }
         Err(e) => return Err(anyhow!(e).context(format!("cannot create {}", r.path.display()))),
     }
@@ -210,7 +223,11 @@ fn sessions() -> Result<ExitCode> {
         if path.extension().is_none_or(|e| e != "db") {
             continue;
         }
-        let id = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let id = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let size = human_size(session::size_on_disk(&path));
         let info = (|| -> Result<(String, String, String)> {
             let vfs = Vfs::open_session(&path, OpenMode::Existing)?;
@@ -219,23 +236,43 @@ fn sessions() -> Result<ExitCode> {
                 conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
             };
             let base: Option<String> = conn
-                .query_row("SELECT value FROM fs_overlay_config WHERE key = 'base_path'", [], |r| r.get(0))
+                .query_row(
+                    "SELECT value FROM fs_overlay_config WHERE key = 'base_path'",
+                    [],
+                    |r| r.get(0),
+                )
                 .ok();
-            let created = one("SELECT CAST(value AS INTEGER) FROM fs_config WHERE key = 'agentfs_created_at'")
-                .ok()
-                .flatten();
+            let created = one(
+                "SELECT CAST(value AS INTEGER) FROM fs_config WHERE key = 'agentfs_created_at'",
+            )
+            .ok()
+            .flatten();
             let last = one("SELECT max(time_ns) / 1000000000 FROM fs_change")?;
-            Ok((base.unwrap_or_else(|| "-".into()), format_time(created), format_time(last)))
+            Ok((
+                base.unwrap_or_else(|| "-".into()),
+                format_time(created),
+                format_time(last),
+            ))
         })();
         match info {
             Ok((base, created, last)) => rows.push(vec![id, base, size, created, last]),
-            Err(e) => rows.push(vec![id, format!("(unreadable: {e:#})"), size, "-".into(), "-".into()]),
+            Err(e) => rows.push(vec![
+                id,
+                format!("(unreadable: {e:#})"),
+                size,
+                "-".into(),
+                "-".into(),
+            ]),
         }
     }
     rows.sort();
     let mut out = io::stdout().lock();
     if rows.is_empty() {
-        writeln!(out, "no sessions in {}; create one with `agentfs init ID`", home.display())?;
+        writeln!(
+            out,
+            "no sessions in {}; create one with `agentfs init ID`",
+            home.display()
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = comfy_table::Table::new();
@@ -262,7 +299,11 @@ fn format_time(secs: Option<i64>) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 fn human_size(bytes: u64) -> String {
@@ -273,7 +314,11 @@ fn human_size(bytes: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 fn rm(arg: &str) -> Result<ExitCode> {
@@ -304,7 +349,10 @@ fn split_parent(path: &[u8]) -> Result<(&[u8], &[u8])> {
         None => (&b""[..], trimmed),
     };
     if name.is_empty() || name == b"." || name == b".." {
-        bail!("{:?} does not name an entry; give a path like /dir/name", show(path));
+        bail!(
+            "{:?} does not name an entry; give a path like /dir/name",
+            show(path)
+        );
     }
     Ok((parent, name))
 }
@@ -328,7 +376,12 @@ fn at(path: &[u8]) -> impl FnOnce(VfsError) -> anyhow::Error + '_ {
 
 fn current_creds() -> Creds {
     // SAFETY: getuid/getgid cannot fail.
-    unsafe { Creds { uid: libc::getuid(), gid: libc::getgid() } }
+    unsafe {
+        Creds {
+            uid: libc::getuid(),
+            gid: libc::getgid(),
+        }
+    }
 }
 
 fn umask_perm(perm: u32) -> u32 {
@@ -383,7 +436,9 @@ fn fs(arg: &str, op: FsOp) -> Result<ExitCode> {
                 Some(d) => d.into_vec(),
                 None => {
                     let mut buf = Vec::new();
-                    io::stdin().read_to_end(&mut buf).context("cannot read stdin")?;
+                    io::stdin()
+                        .read_to_end(&mut buf)
+                        .context("cannot read stdin")?;
                     buf
                 }
             };
@@ -394,7 +449,9 @@ fn fs(arg: &str, op: FsOp) -> Result<ExitCode> {
                 Ok(a) if a.kind == FileKind::Symlink => vfs.resolve(p, true).map_err(at(p))?,
                 Ok(_) => bail!("{}: {}", show(p), VfsError::IsDir),
                 Err(VfsError::NotFound) => {
-                    let (attr, fh) = vfs.create(dir, name, umask_perm(0o666), current_creds()).map_err(at(p))?;
+                    let (attr, fh) = vfs
+                        .create(dir, name, umask_perm(0o666), current_creds())
+                        .map_err(at(p))?;
                     vfs.release(fh).map_err(at(p))?;
                     attr.ino
                 }
@@ -411,23 +468,36 @@ fn fs(arg: &str, op: FsOp) -> Result<ExitCode> {
                 if recursive {
                     remove_tree(&mut vfs, attr.ino).map_err(at(p))?;
                 } else if !list_all(&mut vfs, attr.ino).map_err(at(p))?.is_empty() {
-                    bail!("{}: directory not empty; pass -r to remove it with its contents", show(p));
+                    bail!(
+                        "{}: directory not empty; pass -r to remove it with its contents",
+                        show(p)
+                    );
                 }
                 vfs.rmdir(dir, name).map_err(at(p))?;
             } else {
                 vfs.unlink(dir, name).map_err(at(p))?;
             }
+            vfs.compact().map_err(at(p))?;
         }
         FsOp::Mkdir { path, parents } => {
             let p = path.as_bytes();
             if parents {
                 let mut cur = Ino::ROOT;
-                for part in p.split(|&b| b == b'/').filter(|s| !s.is_empty() && *s != b".") {
+                for part in p
+                    .split(|&b| b == b'/')
+                    .filter(|s| !s.is_empty() && *s != b".")
+                {
                     cur = match vfs.lookup(cur, part) {
                         Ok(a) if a.kind == FileKind::Dir => a.ino,
-                        Ok(_) => bail!("{}: {} is in the way and is not a directory", show(p), show(part)),
+                        Ok(_) => bail!(
+                            "{}: {} is in the way and is not a directory",
+                            show(p),
+                            show(part)
+                        ),
                         Err(VfsError::NotFound) => {
-                            vfs.mkdir(cur, part, umask_perm(0o777), current_creds()).map_err(at(p))?.ino
+                            vfs.mkdir(cur, part, umask_perm(0o777), current_creds())
+                                .map_err(at(p))?
+                                .ino
                         }
                         Err(e) => return Err(at(p)(e)),
                     };
@@ -435,7 +505,8 @@ fn fs(arg: &str, op: FsOp) -> Result<ExitCode> {
             } else {
                 let (parent, name) = split_parent(p)?;
                 let dir = vfs.resolve(parent, true).map_err(at(parent))?;
-                vfs.mkdir(dir, name, umask_perm(0o777), current_creds()).map_err(at(p))?;
+                vfs.mkdir(dir, name, umask_perm(0o777), current_creds())
+                    .map_err(at(p))?;
             }
         }
         FsOp::Stat { path } => {
@@ -529,7 +600,11 @@ fn print_tree(out: &mut impl Write, vfs: &mut Vfs, dir: Ino, prefix: &mut Vec<u8
     for (i, e) in entries.into_iter().enumerate() {
         let last = i + 1 == n;
         out.write_all(prefix)?;
-        out.write_all(if last { "└── ".as_bytes() } else { "├── ".as_bytes() })?;
+        out.write_all(if last {
+            "└── ".as_bytes()
+        } else {
+            "├── ".as_bytes()
+        })?;
         out.write_all(&e.name)?;
         out.write_all(kind_suffix(e.kind).as_bytes())?;
         if e.kind == FileKind::Symlink {
@@ -540,7 +615,11 @@ fn print_tree(out: &mut impl Write, vfs: &mut Vfs, dir: Ino, prefix: &mut Vec<u8
         out.write_all(b"\n")?;
         if e.kind == FileKind::Dir {
             let len = prefix.len();
-            prefix.extend_from_slice(if last { "    ".as_bytes() } else { "│   ".as_bytes() });
+            prefix.extend_from_slice(if last {
+                "    ".as_bytes()
+            } else {
+                "│   ".as_bytes()
+            });
             print_tree(out, vfs, e.ino, prefix)?;
             prefix.truncate(len);
         }

@@ -29,7 +29,10 @@ pub fn set(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
 
 /// Removes `key`; true if it existed.
 pub fn delete(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
-    Ok(conn.prepare_cached("DELETE FROM kv_store WHERE key = ?1")?.execute([key])? > 0)
+    Ok(conn
+        .prepare_cached("DELETE FROM kv_store WHERE key = ?1")?
+        .execute([key])?
+        > 0)
 }
 
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<KvEntry>> {
@@ -37,7 +40,12 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<KvEntry>> {
         "SELECT key, value, coalesce(created_at, 0), coalesce(updated_at, 0) FROM kv_store ORDER BY key",
     )?;
     stmt.query_map([], |r| {
-        Ok(KvEntry { key: r.get(0)?, value: r.get(1)?, created_at: r.get(2)?, updated_at: r.get(3)? })
+        Ok(KvEntry {
+            key: r.get(0)?,
+            value: r.get(1)?,
+            created_at: r.get(2)?,
+            updated_at: r.get(3)?,
+        })
     })?
     .collect()
 }

@@ -45,7 +45,11 @@ pub fn validate_id(id: &str) -> Result<(), SessionError> {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if ok { Ok(()) } else { Err(SessionError::InvalidId(id.to_string())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(SessionError::InvalidId(id.to_string()))
+    }
 }
 
 /// A session named on the command line: by id (in the home) or by a `.db` path.
@@ -66,7 +70,11 @@ impl SessionRef {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| arg.to_string());
-            return Ok(SessionRef { id, path, by_path: true });
+            return Ok(SessionRef {
+                id,
+                path,
+                by_path: true,
+            });
         }
         validate_id(arg)?;
         Ok(SessionRef {
@@ -84,7 +92,10 @@ impl SessionRef {
         Err(if self.by_path {
             SessionError::MissingPath(self.path.clone())
         } else {
-            SessionError::Missing { id: self.id.clone(), path: self.path.clone() }
+            SessionError::Missing {
+                id: self.id.clone(),
+                path: self.path.clone(),
+            }
         })
     }
 
@@ -125,7 +136,16 @@ mod tests {
 
     #[test]
     fn ids_with_path_tricks_are_rejected() {
-        for bad in ["", "..", "../x", ".hidden", "-rf", "a b", "a\\b", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "..",
+            "../x",
+            ".hidden",
+            "-rf",
+            "a b",
+            "a\\b",
+            &"x".repeat(65),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
         for good in ["demo", "my-session", "s_1.2", "A9"] {

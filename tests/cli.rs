@@ -18,7 +18,13 @@ impl Home {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).assert().success().get_output().stdout.clone();
+        let out = self
+            .cmd(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
         String::from_utf8(out).unwrap()
     }
 
@@ -32,32 +38,50 @@ fn init_write_read_tree_stat_and_remove() {
     let h = Home::new();
     assert_eq!(h.ok(&["init", "demo"]), "demo\n");
     h.ok(&["fs", "demo", "mkdir", "-p", "/a/b"]);
-    h.cmd(&["fs", "demo", "write", "/a/b/f.txt"]).write_stdin("from stdin").assert().success();
+    h.cmd(&["fs", "demo", "write", "/a/b/f.txt"])
+        .write_stdin("from stdin")
+        .assert()
+        .success();
     assert_eq!(h.ok(&["fs", "demo", "cat", "/a/b/f.txt"]), "from stdin");
     assert_eq!(h.ok(&["fs", "demo", "ls", "/a"]), "b/\n");
-    assert_eq!(h.ok(&["fs", "demo", "tree"]), "/\n└── a/\n    └── b/\n        └── f.txt\n");
+    assert_eq!(
+        h.ok(&["fs", "demo", "tree"]),
+        "/\n└── a/\n    └── b/\n        └── f.txt\n"
+    );
     let stat = h.ok(&["fs", "demo", "stat", "/a/b/f.txt"]);
-    assert!(stat.contains("type: regular file") && stat.contains("size: 10"), "{stat}");
+    assert!(
+        stat.contains("type: regular file") && stat.contains("size: 10"),
+        "{stat}"
+    );
     h.ok(&["fs", "demo", "rm", "-r", "/a"]);
     assert_eq!(h.ok(&["fs", "demo", "ls", "/"]), "");
     // The same session by path.
     let db = h.path("demo.db");
     h.ok(&["fs", &db, "write", "/x", "--data", "1"]);
     assert_eq!(h.ok(&["fs", "demo", "cat", "/x"]), "1");
-    h.cmd(&["rm", "demo"]).assert().success().stderr(contains("removed session demo"));
+    h.cmd(&["rm", "demo"])
+        .assert()
+        .success()
+        .stderr(contains("removed session demo"));
     assert!(!std::path::Path::new(&db).exists());
 }
 
 #[test]
 fn sessions_lists_id_base_size_and_times() {
     let h = Home::new();
-    h.cmd(&["sessions"]).assert().success().stdout(contains("no sessions in"));
+    h.cmd(&["sessions"])
+        .assert()
+        .success()
+        .stdout(contains("no sessions in"));
     let base = tempfile::tempdir().unwrap();
     h.ok(&["init", "one", "--base", base.path().to_str().unwrap()]);
     h.ok(&["fs", "one", "write", "/f", "--data", "x"]);
     let out = h.ok(&["sessions"]);
     let canon = std::fs::canonicalize(base.path()).unwrap();
-    assert!(out.contains("one") && out.contains(canon.to_str().unwrap()), "{out}");
+    assert!(
+        out.contains("one") && out.contains(canon.to_str().unwrap()),
+        "{out}"
+    );
     assert!(out.contains("KiB") && out.contains("UTC"), "{out}");
 }
 
@@ -76,18 +100,30 @@ fn kv_set_get_list_delete() {
     h.ok(&["kv", "s", "set", "model", r#"{"name":"x","n":1}"#]);
     h.ok(&["kv", "s", "set", "count", "3"]);
     assert_eq!(h.ok(&["kv", "s", "get", "count"]), "3\n");
-    assert_eq!(h.ok(&["kv", "s", "list"]), "count\t3\nmodel\t{\"name\":\"x\",\"n\":1}\n");
+    assert_eq!(
+        h.ok(&["kv", "s", "list"]),
+        "count\t3\nmodel\t{\"name\":\"x\",\"n\":1}\n"
+    );
     h.ok(&["kv", "s", "delete", "count"]);
-    assert_eq!(h.ok(&["kv", "s", "list"]), "model\t{\"name\":\"x\",\"n\":1}\n");
+    assert_eq!(
+        h.ok(&["kv", "s", "list"]),
+        "model\t{\"name\":\"x\",\"n\":1}\n"
+    );
 }
 
 #[test]
 fn invalid_session_ids_are_refused() {
     let h = Home::new();
     for bad in ["..", ".hidden", "-x", "a b", "semi;colon"] {
-        h.cmd(&["init", "--", bad]).assert().code(1).stderr(contains("invalid session id"));
+        h.cmd(&["init", "--", bad])
+            .assert()
+            .code(1)
+            .stderr(contains("invalid session id"));
     }
-    h.cmd(&["fs", "a b", "ls"]).assert().code(1).stderr(contains("invalid session id"));
+    h.cmd(&["fs", "a b", "ls"])
+        .assert()
+        .code(1)
+        .stderr(contains("invalid session id"));
 }
 
 #[test]
@@ -97,8 +133,14 @@ fn missing_session_says_how_to_create_one() {
         .assert()
         .code(1)
         .stderr(contains("no session \"ghost\"").and(contains("agentfs init ghost")));
-    h.cmd(&["kv", "/nowhere/x.db", "list"]).assert().code(1).stderr(contains("no session database at /nowhere/x.db"));
-    h.cmd(&["rm", "ghost"]).assert().code(1).stderr(contains("agentfs init ghost"));
+    h.cmd(&["kv", "/nowhere/x.db", "list"])
+        .assert()
+        .code(1)
+        .stderr(contains("no session database at /nowhere/x.db"));
+    h.cmd(&["rm", "ghost"])
+        .assert()
+        .code(1)
+        .stderr(contains("agentfs init ghost"));
 }
 
 #[test]
@@ -106,7 +148,10 @@ fn init_of_existing_session_is_refused_and_keeps_it() {
     let h = Home::new();
     h.ok(&["init", "s"]);
     h.ok(&["fs", "s", "write", "/keep", "--data", "me"]);
-    h.cmd(&["init", "s"]).assert().code(1).stderr(contains("already exists").and(contains("agentfs rm s")));
+    h.cmd(&["init", "s"])
+        .assert()
+        .code(1)
+        .stderr(contains("already exists").and(contains("agentfs rm s")));
     assert_eq!(h.ok(&["fs", "s", "cat", "/keep"]), "me");
 }
 
@@ -119,7 +164,10 @@ fn init_with_bad_base_is_refused_and_leaves_nothing() {
         .stderr(contains("base directory /does/not/exist is not usable"));
     let file = h.path("plain-file");
     std::fs::write(&file, "x").unwrap();
-    h.cmd(&["init", "t", "--base", &file]).assert().code(1).stderr(contains("is not a directory"));
+    h.cmd(&["init", "t", "--base", &file])
+        .assert()
+        .code(1)
+        .stderr(contains("is not a directory"));
     assert!(!std::path::Path::new(&h.path("s.db")).exists());
     assert!(!std::path::Path::new(&h.path("t.db")).exists());
 }
@@ -129,12 +177,24 @@ fn non_session_files_are_refused_and_untouched() {
     let h = Home::new();
     let text = h.path("notes.db");
     std::fs::write(&text, "just text").unwrap();
-    h.cmd(&["fs", &text, "ls"]).assert().code(1).stderr(contains("is not a SQLite database"));
-    h.cmd(&["rm", &text]).assert().code(1).stderr(contains("is not a SQLite database"));
+    h.cmd(&["fs", &text, "ls"])
+        .assert()
+        .code(1)
+        .stderr(contains("is not a SQLite database"));
+    h.cmd(&["rm", &text])
+        .assert()
+        .code(1)
+        .stderr(contains("is not a SQLite database"));
     assert_eq!(std::fs::read_to_string(&text).unwrap(), "just text");
     let other = h.path("app.db");
-    rusqlite::Connection::open(&other).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
-    h.cmd(&["kv", &other, "list"]).assert().code(1).stderr(contains("not an agentfs session"));
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    h.cmd(&["kv", &other, "list"])
+        .assert()
+        .code(1)
+        .stderr(contains("not an agentfs session"));
     assert!(std::path::Path::new(&other).exists());
 }
 
@@ -142,7 +202,10 @@ fn non_session_files_are_refused_and_untouched() {
 fn newer_format_asks_for_an_upgrade() {
     let h = Home::new();
     h.ok(&["init", "s"]);
-    rusqlite::Connection::open(h.path("s.db")).unwrap().pragma_update(None, "user_version", 42).unwrap();
+    rusqlite::Connection::open(h.path("s.db"))
+        .unwrap()
+        .pragma_update(None, "user_version", 42)
+        .unwrap();
     h.cmd(&["fs", "s", "ls"])
         .assert()
         .code(1)
@@ -157,8 +220,14 @@ fn kv_bad_json_and_missing_keys_are_errors() {
         .assert()
         .code(1)
         .stderr(contains("is not JSON").and(contains(r#"'"plain words"'"#)));
-    h.cmd(&["kv", "s", "get", "nope"]).assert().code(1).stderr(contains("no key \"nope\""));
-    h.cmd(&["kv", "s", "delete", "nope"]).assert().code(1).stderr(contains("nothing deleted"));
+    h.cmd(&["kv", "s", "get", "nope"])
+        .assert()
+        .code(1)
+        .stderr(contains("no key \"nope\""));
+    h.cmd(&["kv", "s", "delete", "nope"])
+        .assert()
+        .code(1)
+        .stderr(contains("nothing deleted"));
 }
 
 #[test]
@@ -167,14 +236,35 @@ fn fs_errors_name_the_path_and_the_problem() {
     h.ok(&["init", "s"]);
     h.ok(&["fs", "s", "mkdir", "/d"]);
     h.ok(&["fs", "s", "write", "/d/f", "--data", "x"]);
-    h.cmd(&["fs", "s", "cat", "/missing"]).assert().code(1).stderr(contains("/missing: no such file or directory"));
-    h.cmd(&["fs", "s", "cat", "/d"]).assert().code(1).stderr(contains("/d: is a directory"));
-    h.cmd(&["fs", "s", "rm", "/d"]).assert().code(1).stderr(contains("directory not empty; pass -r"));
-    h.cmd(&["fs", "s", "mkdir", "/d"]).assert().code(1).stderr(contains("/d: file exists"));
-    h.cmd(&["fs", "s", "mkdir", "/d/f/g"]).assert().code(1).stderr(contains("not a directory"));
+    h.cmd(&["fs", "s", "cat", "/missing"])
+        .assert()
+        .code(1)
+        .stderr(contains("/missing: no such file or directory"));
+    h.cmd(&["fs", "s", "cat", "/d"])
+        .assert()
+        .code(1)
+        .stderr(contains("/d: is a directory"));
+    h.cmd(&["fs", "s", "rm", "/d"])
+        .assert()
+        .code(1)
+        .stderr(contains("directory not empty; pass -r"));
+    h.cmd(&["fs", "s", "mkdir", "/d"])
+        .assert()
+        .code(1)
+        .stderr(contains("/d: file exists"));
+    h.cmd(&["fs", "s", "mkdir", "/d/f/g"])
+        .assert()
+        .code(1)
+        .stderr(contains("not a directory"));
     let long = format!("/{}", "n".repeat(256));
-    h.cmd(&["fs", "s", "write", &long, "--data", "x"]).assert().code(1).stderr(contains("longer than 255 bytes"));
-    h.cmd(&["fs", "s", "rm", "/"]).assert().code(1).stderr(contains("does not name an entry"));
+    h.cmd(&["fs", "s", "write", &long, "--data", "x"])
+        .assert()
+        .code(1)
+        .stderr(contains("longer than 255 bytes"));
+    h.cmd(&["fs", "s", "rm", "/"])
+        .assert()
+        .code(1)
+        .stderr(contains("does not name an entry"));
     assert_eq!(h.ok(&["fs", "s", "cat", "/d/f"]), "x");
 }
 
@@ -182,8 +272,17 @@ fn fs_errors_name_the_path_and_the_problem() {
 fn usage_errors_exit_2_and_help_works_everywhere() {
     let h = Home::new();
     h.cmd(&[]).assert().code(2);
-    h.cmd(&["frobnicate"]).assert().code(2).stderr(contains("unrecognized subcommand"));
-    for args in [&["--help"][..], &["fs", "--help"], &["kv", "--help"], &["init", "--help"], &["fs", "x", "write", "--help"]] {
+    h.cmd(&["frobnicate"])
+        .assert()
+        .code(2)
+        .stderr(contains("unrecognized subcommand"));
+    for args in [
+        &["--help"][..],
+        &["fs", "--help"],
+        &["kv", "--help"],
+        &["init", "--help"],
+        &["fs", "x", "write", "--help"],
+    ] {
         h.cmd(args).assert().success().stdout(contains("Usage"));
     }
 }
@@ -195,9 +294,18 @@ fn non_utf8_names_round_trip_through_the_cli() {
     h.ok(&["init", "s"]);
     let name = std::ffi::OsStr::from_bytes(b"/caf\xe9");
     let mut c = Command::cargo_bin("agentfs").unwrap();
-    c.env("AGENTFS_HOME", h.0.path()).args(["fs", "s", "write"]).arg(name).args(["--data", "latin1"]);
+    c.env("AGENTFS_HOME", h.0.path())
+        .args(["fs", "s", "write"])
+        .arg(name)
+        .args(["--data", "latin1"]);
     c.assert().success();
-    let out = h.cmd(&["fs", "s", "ls"]).assert().success().get_output().stdout.clone();
+    let out = h
+        .cmd(&["fs", "s", "ls"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     assert_eq!(out, b"caf\xe9\n");
 }
 
@@ -206,7 +314,10 @@ fn broken_pipe_exits_quietly() {
     let h = Home::new();
     h.ok(&["init", "s"]);
     let big = "y".repeat(4 << 20);
-    h.cmd(&["fs", "s", "write", "/big"]).write_stdin(big).assert().success();
+    h.cmd(&["fs", "s", "write", "/big"])
+        .write_stdin(big)
+        .assert()
+        .success();
     let bin = assert_cmd::cargo::cargo_bin("agentfs");
     let out = std::process::Command::new("sh")
         .args(["-c", "\"$AF\" fs s cat /big | head -c 10 >/dev/null"])
@@ -215,5 +326,9 @@ fn broken_pipe_exits_quietly() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no error for a closed pipe");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "no error for a closed pipe"
+    );
 }

@@ -10,8 +10,16 @@ fn concurrent_processes_write_without_errors_or_loss() {
     let home = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_agentfs");
     let run = |args: &[&str]| {
-        let out = Command::new(bin).args(args).env("AGENTFS_HOME", home.path()).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(bin)
+            .args(args)
+            .env("AGENTFS_HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     };
     run(&["init", "shared"]);
@@ -38,7 +46,10 @@ fn concurrent_processes_write_without_errors_or_loss() {
         .collect();
     children.push(
         Command::new("sh")
-            .args(["-c", r#"for i in $(seq 1 40); do "$AF" fs shared ls /out >/dev/null || exit 1; done"#])
+            .args([
+                "-c",
+                r#"for i in $(seq 1 40); do "$AF" fs shared ls /out >/dev/null || exit 1; done"#,
+            ])
             .env("AF", bin)
             .env("AGENTFS_HOME", home.path())
             .stderr(Stdio::piped())
@@ -56,7 +67,10 @@ fn concurrent_processes_write_without_errors_or_loss() {
     for w in 0..WRITERS {
         for i in 1..=FILES_PER_WRITER {
             let cat = run(&["fs", "shared", "cat", &format!("/out/w{w}-{i}")]);
-            assert_eq!(String::from_utf8(cat.stdout).unwrap(), format!("writer {w} file {i}"));
+            assert_eq!(
+                String::from_utf8(cat.stdout).unwrap(),
+                format!("writer {w} file {i}")
+            );
         }
     }
     let kv = String::from_utf8(run(&["kv", "shared", "list"]).stdout).unwrap();
@@ -70,7 +84,9 @@ fn threads_with_their_own_connections_interleave_writes_to_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
     let mut vfs = Vfs::open_session(&db, OpenMode::Create).unwrap();
-    let (attr, fh) = vfs.create(Ino::ROOT, b"f", 0o644, Creds { uid: 0, gid: 0 }).unwrap();
+    let (attr, fh) = vfs
+        .create(Ino::ROOT, b"f", 0o644, Creds { uid: 0, gid: 0 })
+        .unwrap();
     vfs.release(fh).unwrap();
     let threads: Vec<_> = (0..4u8)
         .map(|t| {
@@ -80,7 +96,8 @@ fn threads_with_their_own_connections_interleave_writes_to_one_file() {
                 let fh = vfs.open(attr.ino).unwrap();
                 for i in 0..200u64 {
                     // Each thread owns every fourth 1000-byte slot.
-                    vfs.write(fh, (i * 4 + t as u64) * 1000, &[t + 1; 1000]).unwrap();
+                    vfs.write(fh, (i * 4 + t as u64) * 1000, &[t + 1; 1000])
+                        .unwrap();
                 }
                 vfs.release(fh).unwrap();
             })
@@ -92,6 +109,9 @@ fn threads_with_their_own_connections_interleave_writes_to_one_file() {
     let data = vfs.read_ino(attr.ino, 0, 1_000_000).unwrap();
     assert_eq!(data.len(), 800_000);
     for (slot, chunk) in data.chunks(1000).enumerate() {
-        assert!(chunk.iter().all(|&b| b == (slot % 4) as u8 + 1), "slot {slot}");
+        assert!(
+            chunk.iter().all(|&b| b == (slot % 4) as u8 + 1),
+            "slot {slot}"
+        );
     }
 }

@@ -6,7 +6,10 @@ use agentfs::vfs::{
     Creds, FileKind, Ino, RenameFlags, SetAttr, TimeSet, Timestamp, Vfs, VfsError, XattrMode,
 };
 
-const ME: Creds = Creds { uid: 1000, gid: 100 };
+const ME: Creds = Creds {
+    uid: 1000,
+    gid: 100,
+};
 
 fn new_fs() -> (tempfile::TempDir, Vfs) {
     let dir = tempfile::tempdir().unwrap();
@@ -35,7 +38,10 @@ fn create_sets_owner_and_bumps_parent_mtime_and_ctime() {
     after(before.mtime);
     let ino = file(&mut vfs, b"f", b"");
     let a = vfs.getattr(ino).unwrap();
-    assert_eq!((a.uid, a.gid, a.perm, a.nlink, a.kind), (1000, 100, 0o644, 1, FileKind::File));
+    assert_eq!(
+        (a.uid, a.gid, a.perm, a.nlink, a.kind),
+        (1000, 100, 0o644, 1, FileKind::File)
+    );
     let root = vfs.getattr(Ino::ROOT).unwrap();
     assert!(root.mtime > before.mtime && root.ctime > before.ctime);
 }
@@ -46,7 +52,15 @@ fn write_changes_mtime_and_ctime_but_chmod_only_ctime() {
     let ino = file(&mut vfs, b"f", b"x");
     let a0 = vfs.getattr(ino).unwrap();
     after(a0.ctime);
-    let a1 = vfs.setattr(ino, &SetAttr { mode: Some(0o600), ..Default::default() }).unwrap();
+    let a1 = vfs
+        .setattr(
+            ino,
+            &SetAttr {
+                mode: Some(0o600),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(a1.mtime, a0.mtime);
     assert!(a1.ctime > a0.ctime);
     assert_eq!(a1.perm, 0o600);
@@ -63,13 +77,31 @@ fn write_changes_mtime_and_ctime_but_chmod_only_ctime() {
 fn utimens_sets_exact_times_and_now_and_omit() {
     let (_d, mut vfs) = new_fs();
     let ino = file(&mut vfs, b"f", b"");
-    let t = Timestamp { sec: 1_000_000_000, nsec: 123_456_789 };
+    let t = Timestamp {
+        sec: 1_000_000_000,
+        nsec: 123_456_789,
+    };
     let a = vfs
-        .setattr(ino, &SetAttr { atime: Some(TimeSet::At(t)), mtime: Some(TimeSet::At(t)), ..Default::default() })
+        .setattr(
+            ino,
+            &SetAttr {
+                atime: Some(TimeSet::At(t)),
+                mtime: Some(TimeSet::At(t)),
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!((a.atime, a.mtime), (t, t));
     // mtime omitted: stays; atime now: moves to the present.
-    let a = vfs.setattr(ino, &SetAttr { atime: Some(TimeSet::Now), ..Default::default() }).unwrap();
+    let a = vfs
+        .setattr(
+            ino,
+            &SetAttr {
+                atime: Some(TimeSet::Now),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(a.mtime, t);
     assert!(a.atime.sec > t.sec);
 }
@@ -80,10 +112,25 @@ fn truncate_sets_size_and_mtime_and_zero_fills_growth() {
     let ino = file(&mut vfs, b"f", &[7u8; 5000]);
     let a0 = vfs.getattr(ino).unwrap();
     after(a0.mtime);
-    let a1 = vfs.setattr(ino, &SetAttr { size: Some(10), ..Default::default() }).unwrap();
+    let a1 = vfs
+        .setattr(
+            ino,
+            &SetAttr {
+                size: Some(10),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(a1.size, 10);
     assert!(a1.mtime > a0.mtime);
-    vfs.setattr(ino, &SetAttr { size: Some(9000), ..Default::default() }).unwrap();
+    vfs.setattr(
+        ino,
+        &SetAttr {
+            size: Some(9000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let data = vfs.read_ino(ino, 0, 10_000).unwrap();
     assert_eq!(data.len(), 9000);
     assert_eq!(&data[..10], &[7u8; 10]);
@@ -100,7 +147,11 @@ fn holes_store_no_chunks() {
     let chunks: i64 = vfs
         .store()
         .conn
-        .query_row("SELECT count(*) FROM fs_data WHERE ino = ?1", [ino.0 as i64], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM fs_data WHERE ino = ?1",
+            [ino.0 as i64],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(chunks, 1);
     assert_eq!(vfs.getattr(ino).unwrap().size, (100 << 20) + 3);
@@ -113,14 +164,21 @@ fn unlinked_open_file_keeps_data_until_release() {
     let ino = file(&mut vfs, b"f", b"still here");
     let fh = vfs.open(ino).unwrap();
     vfs.unlink(Ino::ROOT, b"f").unwrap();
-    assert!(matches!(vfs.lookup(Ino::ROOT, b"f"), Err(VfsError::NotFound)));
+    assert!(matches!(
+        vfs.lookup(Ino::ROOT, b"f"),
+        Err(VfsError::NotFound)
+    ));
     assert_eq!(vfs.read(fh, 0, 100).unwrap(), b"still here");
     vfs.write(fh, 0, b"STILL").unwrap();
     assert_eq!(vfs.read(fh, 0, 100).unwrap(), b"STILL here");
     assert_eq!(vfs.getattr(ino).unwrap().nlink, 0);
     vfs.release(fh).unwrap();
     assert!(matches!(vfs.getattr(ino), Err(VfsError::NotFound)));
-    let rows: i64 = vfs.store().conn.query_row("SELECT count(*) FROM fs_data", [], |r| r.get(0)).unwrap();
+    let rows: i64 = vfs
+        .store()
+        .conn
+        .query_row("SELECT count(*) FROM fs_data", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(rows, 0);
 }
 
@@ -130,7 +188,14 @@ fn file_replaced_by_rename_while_open_keeps_data() {
     let victim = file(&mut vfs, b"victim", b"old");
     file(&mut vfs, b"new", b"new");
     let fh = vfs.open(victim).unwrap();
-    vfs.rename(Ino::ROOT, b"new", Ino::ROOT, b"victim", RenameFlags::default()).unwrap();
+    vfs.rename(
+        Ino::ROOT,
+        b"new",
+        Ino::ROOT,
+        b"victim",
+        RenameFlags::default(),
+    )
+    .unwrap();
     assert_eq!(vfs.read(fh, 0, 10).unwrap(), b"old");
     vfs.release(fh).unwrap();
     assert!(vfs.getattr(victim).is_err());
@@ -146,7 +211,10 @@ fn orphans_of_a_crashed_process_are_cleaned_on_next_open() {
         let _fh = vfs.open(ino).unwrap();
         vfs.unlink(Ino::ROOT, b"f").unwrap();
         // Pretend the process that held it open died: a pid that cannot be running.
-        vfs.store().conn.execute("UPDATE fs_orphan SET pid = 2147483647", []).unwrap();
+        vfs.store()
+            .conn
+            .execute("UPDATE fs_orphan SET pid = 2147483647", [])
+            .unwrap();
         ino
         // dropped without release, as a crash would
     };
@@ -155,9 +223,11 @@ fn orphans_of_a_crashed_process_are_cleaned_on_next_open() {
     let (data, orphans): (i64, i64) = vfs
         .store()
         .conn
-        .query_row("SELECT (SELECT count(*) FROM fs_data), (SELECT count(*) FROM fs_orphan)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT (SELECT count(*) FROM fs_data), (SELECT count(*) FROM fs_orphan)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((data, orphans), (0, 0));
 }
@@ -179,16 +249,33 @@ fn xattrs_set_get_list_remove_with_create_and_replace_flags() {
     let (_d, mut vfs) = new_fs();
     let ino = file(&mut vfs, b"f", b"");
     vfs.setxattr(ino, b"user.b", b"2", XattrMode::Any).unwrap();
-    vfs.setxattr(ino, b"user.a", b"\x00\xff", XattrMode::Create).unwrap();
-    assert!(matches!(vfs.setxattr(ino, b"user.a", b"x", XattrMode::Create), Err(VfsError::Exists)));
-    assert!(matches!(vfs.setxattr(ino, b"user.c", b"x", XattrMode::Replace), Err(VfsError::NoAttr)));
-    vfs.setxattr(ino, b"user.b", b"3", XattrMode::Replace).unwrap();
+    vfs.setxattr(ino, b"user.a", b"\x00\xff", XattrMode::Create)
+        .unwrap();
+    assert!(matches!(
+        vfs.setxattr(ino, b"user.a", b"x", XattrMode::Create),
+        Err(VfsError::Exists)
+    ));
+    assert!(matches!(
+        vfs.setxattr(ino, b"user.c", b"x", XattrMode::Replace),
+        Err(VfsError::NoAttr)
+    ));
+    vfs.setxattr(ino, b"user.b", b"3", XattrMode::Replace)
+        .unwrap();
     assert_eq!(vfs.getxattr(ino, b"user.a").unwrap(), b"\x00\xff");
     assert_eq!(vfs.getxattr(ino, b"user.b").unwrap(), b"3");
-    assert_eq!(vfs.listxattr(ino).unwrap(), vec![b"user.a".to_vec(), b"user.b".to_vec()]);
+    assert_eq!(
+        vfs.listxattr(ino).unwrap(),
+        vec![b"user.a".to_vec(), b"user.b".to_vec()]
+    );
     vfs.removexattr(ino, b"user.a").unwrap();
-    assert!(matches!(vfs.getxattr(ino, b"user.a"), Err(VfsError::NoAttr)));
-    assert!(matches!(vfs.removexattr(ino, b"user.a"), Err(VfsError::NoAttr)));
+    assert!(matches!(
+        vfs.getxattr(ino, b"user.a"),
+        Err(VfsError::NoAttr)
+    ));
+    assert!(matches!(
+        vfs.removexattr(ino, b"user.a"),
+        Err(VfsError::NoAttr)
+    ));
     assert_eq!(VfsError::NoAttr.errno(), libc::ENODATA);
 }
 
@@ -204,8 +291,13 @@ fn readdir_offsets_stay_valid_while_entries_change() {
     vfs.unlink(Ino::ROOT, b"f1").unwrap();
     vfs.unlink(Ino::ROOT, b"f6").unwrap();
     file(&mut vfs, b"late", b"");
-    let rest = vfs.readdir(Ino::ROOT, first.last().unwrap().offset, 100).unwrap();
-    let names: Vec<String> = rest.iter().map(|e| String::from_utf8(e.name.clone()).unwrap()).collect();
+    let rest = vfs
+        .readdir(Ino::ROOT, first.last().unwrap().offset, 100)
+        .unwrap();
+    let names: Vec<String> = rest
+        .iter()
+        .map(|e| String::from_utf8(e.name.clone()).unwrap())
+        .collect();
     assert_eq!(names, ["f4", "f5", "f7", "f8", "f9", "late"]);
 }
 
@@ -220,11 +312,21 @@ fn names_are_bytes_and_utf8_names_stay_text() {
     assert_ne!(a, b);
     let types: Vec<String> = {
         let conn = &vfs.store().conn;
-        let mut stmt = conn.prepare("SELECT typeof(name) FROM fs_dentry ORDER BY id").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        let mut stmt = conn
+            .prepare("SELECT typeof(name) FROM fs_dentry ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     assert_eq!(types, ["blob", "text"]);
-    let names: Vec<Vec<u8>> = vfs.readdir(Ino::ROOT, 0, 10).unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<Vec<u8>> = vfs
+        .readdir(Ino::ROOT, 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, vec![latin1.to_vec(), "café".as_bytes().to_vec()]);
 }
 
@@ -234,9 +336,16 @@ fn bad_names_are_rejected_with_the_kernel_errno() {
     let long = vec![b'x'; 256];
     let err = vfs.create(Ino::ROOT, &long, 0o644, ME).unwrap_err();
     assert_eq!(err.errno(), libc::ENAMETOOLONG);
-    assert_eq!(vfs.lookup(Ino::ROOT, &long).unwrap_err().errno(), libc::ENAMETOOLONG);
+    assert_eq!(
+        vfs.lookup(Ino::ROOT, &long).unwrap_err().errno(),
+        libc::ENAMETOOLONG
+    );
     for bad in [&b"a/b"[..], b"a\0b", b"", b".", b".."] {
-        assert_eq!(vfs.mkdir(Ino::ROOT, bad, 0o755, ME).unwrap_err().errno(), libc::EINVAL, "{bad:?}");
+        assert_eq!(
+            vfs.mkdir(Ino::ROOT, bad, 0o755, ME).unwrap_err().errno(),
+            libc::EINVAL,
+            "{bad:?}"
+        );
     }
     assert!(vfs.create(Ino::ROOT, &[b'y'; 255], 0o644, ME).is_ok());
 }
@@ -244,10 +353,18 @@ fn bad_names_are_rejected_with_the_kernel_errno() {
 #[test]
 fn mknod_makes_fifos_sockets_and_devices() {
     let (_d, mut vfs) = new_fs();
-    let fifo = vfs.mknod(Ino::ROOT, b"p", FileKind::Fifo, 0o600, 0, ME).unwrap();
-    let sock = vfs.mknod(Ino::ROOT, b"s", FileKind::Socket, 0o600, 0, ME).unwrap();
-    let chr = vfs.mknod(Ino::ROOT, b"c", FileKind::CharDevice, 0o600, 0x0501, ME).unwrap();
-    let blk = vfs.mknod(Ino::ROOT, b"b", FileKind::BlockDevice, 0o600, 0x0802, ME).unwrap();
+    let fifo = vfs
+        .mknod(Ino::ROOT, b"p", FileKind::Fifo, 0o600, 0, ME)
+        .unwrap();
+    let sock = vfs
+        .mknod(Ino::ROOT, b"s", FileKind::Socket, 0o600, 0, ME)
+        .unwrap();
+    let chr = vfs
+        .mknod(Ino::ROOT, b"c", FileKind::CharDevice, 0o600, 0x0501, ME)
+        .unwrap();
+    let blk = vfs
+        .mknod(Ino::ROOT, b"b", FileKind::BlockDevice, 0o600, 0x0802, ME)
+        .unwrap();
     assert_eq!(fifo.kind, FileKind::Fifo);
     assert_eq!(sock.kind, FileKind::Socket);
     assert_eq!((chr.kind, chr.rdev), (FileKind::CharDevice, 0x0501));
@@ -263,7 +380,8 @@ fn directory_nlink_counts_subdirectories() {
     vfs.mkdir(a.ino, b"y", 0o755, ME).unwrap();
     assert_eq!(vfs.getattr(a.ino).unwrap().nlink, 4);
     let b = vfs.mkdir(Ino::ROOT, b"b", 0o755, ME).unwrap();
-    vfs.rename(a.ino, b"x", b.ino, b"x", RenameFlags::default()).unwrap();
+    vfs.rename(a.ino, b"x", b.ino, b"x", RenameFlags::default())
+        .unwrap();
     assert_eq!(vfs.getattr(a.ino).unwrap().nlink, 3);
     assert_eq!(vfs.getattr(b.ino).unwrap().nlink, 3);
     assert_eq!(vfs.getattr(Ino::ROOT).unwrap().nlink, 4);
@@ -278,15 +396,27 @@ fn every_change_lands_in_the_journal_with_paths() {
     vfs.write(fh, 0, b"a").unwrap();
     vfs.write(fh, 1, b"b").unwrap();
     vfs.release(fh).unwrap();
-    vfs.rename(d.ino, b"f", Ino::ROOT, b"g", RenameFlags::default()).unwrap();
+    vfs.rename(d.ino, b"f", Ino::ROOT, b"g", RenameFlags::default())
+        .unwrap();
     vfs.unlink(Ino::ROOT, b"g").unwrap();
-    let rows: Vec<(String, Option<i64>, Option<String>, Option<String>, Option<i64>)> = {
+    type Row = (
+        String,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = {
         let conn = &vfs.store().conn;
-        let mut stmt = conn.prepare("SELECT op, ino, path, old_path, runner_id FROM fs_change ORDER BY seq").unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        let mut stmt = conn
+            .prepare("SELECT op, ino, path, old_path, runner_id FROM fs_change ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
     };
     let f = Some(f.ino.0 as i64);
     let s = |x: &str| Some(x.to_string());
@@ -306,11 +436,17 @@ fn every_change_lands_in_the_journal_with_paths() {
 fn content_hash_is_blake3_and_refreshed_after_writes() {
     let (_d, mut vfs) = new_fs();
     let ino = file(&mut vfs, b"f", b"hello");
-    assert_eq!(vfs.content_hash(ino).unwrap(), *blake3::hash(b"hello").as_bytes());
+    assert_eq!(
+        vfs.content_hash(ino).unwrap(),
+        *blake3::hash(b"hello").as_bytes()
+    );
     let fh = vfs.open(ino).unwrap();
     vfs.write(fh, 0, b"J").unwrap();
     vfs.release(fh).unwrap();
-    assert_eq!(vfs.content_hash(ino).unwrap(), *blake3::hash(b"Jello").as_bytes());
+    assert_eq!(
+        vfs.content_hash(ino).unwrap(),
+        *blake3::hash(b"Jello").as_bytes()
+    );
 }
 
 #[test]
@@ -319,10 +455,16 @@ fn fallocate_grows_size_and_keep_size_does_not() {
     let ino = file(&mut vfs, b"f", b"abc");
     vfs.fallocate(ino, 0, 10_000, 0).unwrap();
     assert_eq!(vfs.getattr(ino).unwrap().size, 10_000);
-    vfs.fallocate(ino, 0, 50_000, libc::FALLOC_FL_KEEP_SIZE).unwrap();
+    vfs.fallocate(ino, 0, 50_000, libc::FALLOC_FL_KEEP_SIZE)
+        .unwrap();
     assert_eq!(vfs.getattr(ino).unwrap().size, 10_000);
     assert_eq!(&vfs.read_ino(ino, 0, 4).unwrap(), b"abc\0");
-    assert_eq!(vfs.fallocate(ino, 0, 1, libc::FALLOC_FL_COLLAPSE_RANGE).unwrap_err().errno(), libc::EOPNOTSUPP);
+    assert_eq!(
+        vfs.fallocate(ino, 0, 1, libc::FALLOC_FL_COLLAPSE_RANGE)
+            .unwrap_err()
+            .errno(),
+        libc::EOPNOTSUPP
+    );
 }
 
 #[test]
@@ -340,7 +482,12 @@ fn fsync_commits_and_returns() {
     let (_d, mut vfs) = new_fs();
     file(&mut vfs, b"f", b"durable");
     vfs.fsync().unwrap();
-    let sync: String = vfs.store().conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0)).map(|v| v.to_string()).unwrap();
+    let sync: String = vfs
+        .store()
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))
+        .map(|v| v.to_string())
+        .unwrap();
     assert_eq!(sync, "1", "back to NORMAL after the sync");
 }
 
@@ -357,6 +504,49 @@ fn symlink_resolution_follows_links_and_detects_loops() {
     let l = vfs.resolve(b"/l", false).unwrap();
     assert_eq!(vfs.readlink(l).unwrap(), b"d/f");
     vfs.symlink(Ino::ROOT, b"loop", b"loop", ME).unwrap();
-    assert_eq!(vfs.resolve(b"/loop", true).unwrap_err().errno(), libc::ELOOP);
+    assert_eq!(
+        vfs.resolve(b"/loop", true).unwrap_err().errno(),
+        libc::ELOOP
+    );
     assert_eq!(vfs.readlink(f.ino).unwrap_err().errno(), libc::EINVAL);
+}
+
+#[test]
+fn deleting_files_gives_space_back_to_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let mut vfs = Vfs::open_session(&db, OpenMode::Create).unwrap();
+    let ino = file(&mut vfs, b"big", b"");
+    let fh = vfs.open(ino).unwrap();
+    for i in 0..256u64 {
+        vfs.write(fh, i << 17, &[9u8; 1 << 17]).unwrap();
+    }
+    vfs.release(fh).unwrap();
+    let full = agentfs::session::size_on_disk(&db);
+    assert!(full > 32 << 20, "{full}");
+    let free = |vfs: &Vfs| -> i64 {
+        vfs.store()
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap()
+    };
+    vfs.unlink(Ino::ROOT, b"big").unwrap();
+    // The delete itself gave back its budget of pages...
+    let left = free(&vfs);
+    assert!(
+        left > agentfs::store::RECLAIM_THRESHOLD_PAGES,
+        "not all at once: {left}"
+    );
+    // ...each later delete gives back more...
+    file(&mut vfs, b"small", b"x");
+    vfs.unlink(Ino::ROOT, b"small").unwrap();
+    assert!(free(&vfs) < left);
+    // ...and compact gives back the rest and shrinks the file.
+    vfs.compact().unwrap();
+    assert_eq!(free(&vfs), 0);
+    let after = agentfs::session::size_on_disk(&db);
+    assert!(
+        after < 2 << 20,
+        "database still {after} bytes after deleting its only file"
+    );
 }

@@ -68,7 +68,11 @@ fn cstr(p: &Path) -> CString {
 }
 
 fn check(r: libc::c_int) -> Result<(), i32> {
-    if r < 0 { Err(std::io::Error::last_os_error().raw_os_error().unwrap()) } else { Ok(()) }
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap())
+    } else {
+        Ok(())
+    }
 }
 
 /// The host side: the same operations through real syscalls in a temporary directory.
@@ -100,9 +104,15 @@ impl Host {
                 .open(self.p(p))
                 .map(|_| Vec::new())
                 .map_err(errno_of),
-            Op::Mkdir(p, m) => check(unsafe { libc::mkdir(cstr(&self.p(p)).as_ptr(), *m) }).map(|_| vec![]),
-            Op::Unlink(p) => check(unsafe { libc::unlink(cstr(&self.p(p)).as_ptr()) }).map(|_| vec![]),
-            Op::Rmdir(p) => check(unsafe { libc::rmdir(cstr(&self.p(p)).as_ptr()) }).map(|_| vec![]),
+            Op::Mkdir(p, m) => {
+                check(unsafe { libc::mkdir(cstr(&self.p(p)).as_ptr(), *m) }).map(|_| vec![])
+            }
+            Op::Unlink(p) => {
+                check(unsafe { libc::unlink(cstr(&self.p(p)).as_ptr()) }).map(|_| vec![])
+            }
+            Op::Rmdir(p) => {
+                check(unsafe { libc::rmdir(cstr(&self.p(p)).as_ptr()) }).map(|_| vec![])
+            }
             Op::Rename(a, b, f) => {
                 let flags = match f {
                     0 => 0,
@@ -121,15 +131,18 @@ impl Host {
                 check(r).map(|_| vec![])
             }
             Op::Link(a, b) => {
-                check(unsafe { libc::link(cstr(&self.p(a)).as_ptr(), cstr(&self.p(b)).as_ptr()) }).map(|_| vec![])
+                check(unsafe { libc::link(cstr(&self.p(a)).as_ptr(), cstr(&self.p(b)).as_ptr()) })
+                    .map(|_| vec![])
             }
             Op::Symlink(t, p) => {
                 let t = CString::new(*t).unwrap();
-                check(unsafe { libc::symlink(t.as_ptr(), cstr(&self.p(p)).as_ptr()) }).map(|_| vec![])
+                check(unsafe { libc::symlink(t.as_ptr(), cstr(&self.p(p)).as_ptr()) })
+                    .map(|_| vec![])
             }
             Op::Write(p, off, len, byte) => {
                 let f = self.open(p, true)?;
-                f.write_all_at(&vec![*byte; *len as usize], *off).map_err(errno_of)?;
+                f.write_all_at(&vec![*byte; *len as usize], *off)
+                    .map_err(errno_of)?;
                 Ok(vec![])
             }
             Op::Truncate(p, size) => {
@@ -142,7 +155,9 @@ impl Host {
                 let mut buf = vec![0u8; *len as usize];
                 let mut got = 0;
                 loop {
-                    let n = f.read_at(&mut buf[got..], off + got as u64).map_err(errno_of)?;
+                    let n = f
+                        .read_at(&mut buf[got..], off + got as u64)
+                        .map_err(errno_of)?;
                     if n == 0 || got + n == buf.len() {
                         got += n;
                         break;
@@ -152,12 +167,15 @@ impl Host {
                 buf.truncate(got);
                 Ok(buf)
             }
-            Op::Chmod(p, m) => check(unsafe { libc::chmod(cstr(&self.p(p)).as_ptr(), *m) }).map(|_| vec![]),
+            Op::Chmod(p, m) => {
+                check(unsafe { libc::chmod(cstr(&self.p(p)).as_ptr(), *m) }).map(|_| vec![])
+            }
             Op::PunchHole(p, off, len) => {
                 let f = self.open(p, true)?;
                 use std::os::fd::AsRawFd;
                 let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
-                check(unsafe { libc::fallocate(f.as_raw_fd(), mode, *off as i64, *len as i64) }).map(|_| vec![])
+                check(unsafe { libc::fallocate(f.as_raw_fd(), mode, *off as i64, *len as i64) })
+                    .map(|_| vec![])
             }
         }
     }
@@ -170,7 +188,15 @@ impl Host {
 
     fn walk(&self, dir: &Path, rel: &str, out: &mut BTreeMap<String, Node>) {
         let md = std::fs::symlink_metadata(dir).unwrap();
-        out.insert(rel.to_string(), Node { kind: 'd', perm: md.mode() & 0o7777, nlink: md.nlink(), data: vec![] });
+        out.insert(
+            rel.to_string(),
+            Node {
+                kind: 'd',
+                perm: md.mode() & 0o7777,
+                nlink: md.nlink(),
+                data: vec![],
+            },
+        );
         for e in std::fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
             let path = e.path();
@@ -181,10 +207,26 @@ impl Host {
                 self.walk(&path, &name, out);
             } else if ft.is_symlink() {
                 let t = std::fs::read_link(&path).unwrap();
-                out.insert(name, Node { kind: 'l', perm: 0, nlink: md.nlink(), data: t.as_os_str().as_bytes().to_vec() });
+                out.insert(
+                    name,
+                    Node {
+                        kind: 'l',
+                        perm: 0,
+                        nlink: md.nlink(),
+                        data: t.as_os_str().as_bytes().to_vec(),
+                    },
+                );
             } else {
                 let data = std::fs::read(&path).unwrap();
-                out.insert(name, Node { kind: 'f', perm: md.mode() & 0o7777, nlink: md.nlink(), data });
+                out.insert(
+                    name,
+                    Node {
+                        kind: 'f',
+                        perm: md.mode() & 0o7777,
+                        nlink: md.nlink(),
+                        data,
+                    },
+                );
             }
         }
     }
@@ -268,8 +310,12 @@ impl Core {
             Op::Rename(a, b, f) => {
                 let (da, na) = self.parent(a)?;
                 let (db, nb) = self.parent(b)?;
-                let flags = RenameFlags { noreplace: *f == 1, exchange: *f == 2 };
-                self.vfs.rename(da, na.as_bytes(), db, nb.as_bytes(), flags)?;
+                let flags = RenameFlags {
+                    noreplace: *f == 1,
+                    exchange: *f == 2,
+                };
+                self.vfs
+                    .rename(da, na.as_bytes(), db, nb.as_bytes(), flags)?;
             }
             Op::Link(a, b) => {
                 let (da, na) = self.parent(a)?;
@@ -290,7 +336,13 @@ impl Core {
             }
             Op::Truncate(p, size) => {
                 let ino = self.writable_file(p)?;
-                self.vfs.setattr(ino, &SetAttr { size: Some(*size), ..Default::default() })?;
+                self.vfs.setattr(
+                    ino,
+                    &SetAttr {
+                        size: Some(*size),
+                        ..Default::default()
+                    },
+                )?;
             }
             Op::Read(p, off, len) => {
                 let ino = self.file(p)?;
@@ -298,7 +350,13 @@ impl Core {
             }
             Op::Chmod(p, m) => {
                 let ino = self.vfs.resolve(p.as_bytes(), true)?;
-                self.vfs.setattr(ino, &SetAttr { mode: Some(*m), ..Default::default() })?;
+                self.vfs.setattr(
+                    ino,
+                    &SetAttr {
+                        mode: Some(*m),
+                        ..Default::default()
+                    },
+                )?;
             }
             Op::PunchHole(p, off, len) => {
                 let ino = self.writable_file(p)?;
@@ -317,7 +375,15 @@ impl Core {
 
     fn walk(&mut self, dir: Ino, rel: &str, out: &mut BTreeMap<String, Node>) {
         let a = self.vfs.getattr(dir).unwrap();
-        out.insert(rel.to_string(), Node { kind: 'd', perm: a.perm, nlink: a.nlink as u64, data: vec![] });
+        out.insert(
+            rel.to_string(),
+            Node {
+                kind: 'd',
+                perm: a.perm,
+                nlink: a.nlink as u64,
+                data: vec![],
+            },
+        );
         for e in self.vfs.readdir(dir, 0, usize::MAX).unwrap() {
             let name = format!("{rel}/{}", String::from_utf8_lossy(&e.name));
             let a = self.vfs.getattr(e.ino).unwrap();
@@ -326,12 +392,28 @@ impl Core {
                 FileKind::Symlink => {
                     let t = self.vfs.readlink(e.ino).unwrap();
                     assert_eq!(a.size, t.len() as u64, "symlink size is its target length");
-                    out.insert(name, Node { kind: 'l', perm: 0, nlink: a.nlink as u64, data: t });
+                    out.insert(
+                        name,
+                        Node {
+                            kind: 'l',
+                            perm: 0,
+                            nlink: a.nlink as u64,
+                            data: t,
+                        },
+                    );
                 }
                 _ => {
                     let data = self.vfs.read_ino(e.ino, 0, a.size as u32 + 1).unwrap();
                     assert_eq!(a.size, data.len() as u64, "size matches the bytes read");
-                    out.insert(name, Node { kind: 'f', perm: a.perm, nlink: a.nlink as u64, data });
+                    out.insert(
+                        name,
+                        Node {
+                            kind: 'f',
+                            perm: a.perm,
+                            nlink: a.nlink as u64,
+                            data,
+                        },
+                    );
                 }
             }
         }
@@ -342,15 +424,29 @@ fn run_both(ops: &[Op]) -> Result<(), TestCaseError> {
     // SAFETY: umask only changes this process's creation mask; the core never applies one.
     unsafe { libc::umask(0) };
     let dir = tempfile::tempdir().unwrap();
-    let host = Host { root: dir.path().join("host") };
+    let host = Host {
+        root: dir.path().join("host"),
+    };
     std::fs::create_dir(&host.root).unwrap();
-    std::fs::set_permissions(&host.root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut core = Core { vfs: Vfs::open_session(&dir.path().join("s.db"), OpenMode::Create).unwrap() };
+    std::fs::set_permissions(
+        &host.root,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut core = Core {
+        vfs: Vfs::open_session(&dir.path().join("s.db"), OpenMode::Create).unwrap(),
+    };
     for (i, op) in ops.iter().enumerate() {
         let want = host.apply(op);
         let got = core.apply(op);
         prop_assert_eq!(&got, &want, "op #{} {:?}", i, op);
-        prop_assert_eq!(core.tree(), host.tree(), "trees differ after op #{} {:?}", i, op);
+        prop_assert_eq!(
+            core.tree(),
+            host.tree(),
+            "trees differ after op #{} {:?}",
+            i,
+            op
+        );
     }
     Ok(())
 }

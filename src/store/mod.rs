@@ -32,14 +32,21 @@ pub enum StoreError {
         "{path} has format version {found}; this agentfs knows up to version {known}. \
          Upgrade agentfs to open it"
     )]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error(
         "could not switch the database to WAL mode (it stays in {0} mode); \
          put the session on a local filesystem"
     )]
     NoWal(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -74,6 +81,10 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Look before touching: a file that is not a session must be left exactly as it was.
         check_kind(&conn, path, mode).map_err(|e| classify_open_error(path, e))?;
+        if is_empty(&conn)? {
+            // Must precede the first table: lets deletes give space back to the disk.
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+        }
         configure(&conn)?;
         migrate(&mut conn, path, mode)?;
         let chunk_size: String = conn.query_row(
@@ -106,6 +117,39 @@ impl Store {
     pub fn read_tx(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
         self.conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
+    }
+
+    /// Gives free pages back to the filesystem, so a session shrinks when its files go.
+    ///
+    /// SQLite writes every page it gives back through the WAL, so this costs about as much as
+    /// writing the freed data once. With `Some(budget)` it does at most `budget` pages and
+    /// only once [`RECLAIM_THRESHOLD_PAGES`] are free: deletes call it so the cost is spread
+    /// over them. With `None` it reclaims everything and shrinks the file at once (for
+    /// unmount and tools). Databases created without incremental auto-vacuum (foreign ones)
+    /// are left alone.
+    pub fn reclaim_space(&mut self, budget: Option<u32>) -> rusqlite::Result<()> {
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        if free == 0 || budget.is_some() && free < RECLAIM_THRESHOLD_PAGES {
+            return Ok(());
+        }
+        let tx = self.write_tx()?;
+        {
+            // The pragma frees one page per result row: step it to the end.
+            // Pragmas take no bound parameters; the budget is a plain integer.
+            let sql = format!("PRAGMA incremental_vacuum({})", budget.unwrap_or(0));
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+        }
+        tx.commit()?;
+        if budget.is_none() {
+            // Copy the WAL back now so the database file itself shrinks.
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(())
     }
 
     /// Makes every committed operation durable: commits one tiny transaction with
@@ -162,6 +206,18 @@ fn check_file(path: &Path, mode: OpenMode) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Free pages (of 4 KiB) that make deletes start giving space back: 16 MiB.
+pub const RECLAIM_THRESHOLD_PAGES: i64 = 4096;
+
+/// Pages each delete gives back once over the threshold (2 MiB): bounded extra work per call.
+pub const RECLAIM_BUDGET_PAGES: u32 = 512;
+
+fn is_empty(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)", [], |r| {
+        r.get(0)
+    })
+}
+
 /// Per-connection settings. WAL lets readers (the SQL shell) run beside the writer;
 /// `synchronous = NORMAL` in WAL mode never loses a committed transaction when a process
 /// crashes (only on power loss), and `Store::sync` upgrades that for an explicit fsync.
@@ -170,13 +226,19 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::NoWal(mode));
     }
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;")?;
+    // journal_size_limit: after a checkpoint, cut the WAL back instead of keeping its peak size.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; \
+         PRAGMA journal_size_limit = 67108864;",
+    )?;
     Ok(())
 }
 
 fn classify_open_error(path: &Path, e: StoreError) -> StoreError {
     match &e {
-        StoreError::Sqlite(s) if s.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) => {
+        StoreError::Sqlite(s)
+            if s.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
+        {
             StoreError::NotSqlite(path.to_path_buf())
         }
         _ => e,

@@ -67,8 +67,14 @@ pub fn read(
 
 /// Pads the last chunk of a file of `old_size` bytes to its full length, because a write or
 /// truncate is about to make it a middle chunk of a file of `new_size` bytes.
-fn pad_old_tail(conn: &Connection, chunk_size: u64, ino: Ino, old_size: u64, new_size: u64) -> VfsResult<()> {
-    if old_size == 0 || old_size % chunk_size == 0 {
+fn pad_old_tail(
+    conn: &Connection,
+    chunk_size: u64,
+    ino: Ino,
+    old_size: u64,
+    new_size: u64,
+) -> VfsResult<()> {
+    if old_size == 0 || old_size.is_multiple_of(chunk_size) {
         return Ok(());
     }
     let old_last = (old_size - 1) / chunk_size;
@@ -78,11 +84,11 @@ fn pad_old_tail(conn: &Connection, chunk_size: u64, ino: Ino, old_size: u64, new
     } else {
         new_size - old_last * chunk_size
     } as usize;
-    if let Some(mut chunk) = load_chunk(conn, ino, old_last)? {
-        if chunk.len() < target {
-            chunk.resize(target, 0);
-            store_chunk(conn, ino, old_last, &chunk)?;
-        }
+    if let Some(mut chunk) = load_chunk(conn, ino, old_last)?
+        && chunk.len() < target
+    {
+        chunk.resize(target, 0);
+        store_chunk(conn, ino, old_last, &chunk)?;
     }
     Ok(())
 }
@@ -135,7 +141,13 @@ pub fn write(
 }
 
 /// Changes the stored contents of a file from `old_size` to `new_size` bytes.
-pub fn truncate(conn: &Connection, chunk_size: u64, ino: Ino, old_size: u64, new_size: u64) -> VfsResult<()> {
+pub fn truncate(
+    conn: &Connection,
+    chunk_size: u64,
+    ino: Ino,
+    old_size: u64,
+    new_size: u64,
+) -> VfsResult<()> {
     if new_size > MAX_FILE_SIZE {
         return Err(VfsError::TooBig);
     }
@@ -154,17 +166,24 @@ pub fn truncate(conn: &Connection, chunk_size: u64, ino: Ino, old_size: u64, new
     conn.prepare_cached("DELETE FROM fs_data WHERE ino = ?1 AND chunk_index > ?2")?
         .execute(params![ino.0 as i64, last as i64])?;
     let keep = (new_size - last * chunk_size) as usize;
-    if let Some(mut chunk) = load_chunk(conn, ino, last)? {
-        if chunk.len() > keep {
-            chunk.truncate(keep);
-            store_chunk(conn, ino, last, &chunk)?;
-        }
+    if let Some(mut chunk) = load_chunk(conn, ino, last)?
+        && chunk.len() > keep
+    {
+        chunk.truncate(keep);
+        store_chunk(conn, ino, last, &chunk)?;
     }
     Ok(())
 }
 
 /// Turns `offset..offset+len` (clipped to `size`) into zeros, dropping whole chunks inside it.
-pub fn punch_hole(conn: &Connection, chunk_size: u64, ino: Ino, size: u64, offset: u64, len: u64) -> VfsResult<()> {
+pub fn punch_hole(
+    conn: &Connection,
+    chunk_size: u64,
+    ino: Ino,
+    size: u64,
+    offset: u64,
+    len: u64,
+) -> VfsResult<()> {
     let end = size.min(offset.saturating_add(len));
     if offset >= end {
         return Ok(());
@@ -175,7 +194,8 @@ pub fn punch_hole(conn: &Connection, chunk_size: u64, ino: Ino, size: u64, offse
         let lo = offset.max(chunk_start) - chunk_start;
         let hi = end.min(chunk_start + chunk_size) - chunk_start;
         let is_last = index == (size - 1) / chunk_size;
-        if lo == 0 && (hi == chunk_size || (is_last && chunk_start + hi == size)) && !is_last {
+        // Whole middle chunks become holes; the last chunk stays (zeroed) so it keeps the size.
+        if lo == 0 && hi == chunk_size && !is_last {
             conn.prepare_cached("DELETE FROM fs_data WHERE ino = ?1 AND chunk_index = ?2")?
                 .execute(params![ino.0 as i64, index as i64])?;
         } else if let Some(mut chunk) = load_chunk(conn, ino, index)? {

@@ -68,7 +68,9 @@ impl VfsError {
             VfsError::TooBig => libc::EFBIG,
             VfsError::NotSupported => libc::EOPNOTSUPP,
             VfsError::NoSpace => libc::ENOSPC,
-            VfsError::Store(StoreError::Io { source, .. }) => source.raw_os_error().unwrap_or(libc::EIO),
+            VfsError::Store(StoreError::Io { source, .. }) => {
+                source.raw_os_error().unwrap_or(libc::EIO)
+            }
             VfsError::Store(_) => libc::EIO,
         }
     }

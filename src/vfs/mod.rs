@@ -15,13 +15,22 @@ use std::path::Path;
 
 use rusqlite::{OptionalExtension, params};
 
+use crate::store::{OpenMode, Store};
 pub use error::{VfsError, VfsResult};
 use rows::Change;
-use crate::store::{OpenMode, Store};
 pub use types::*;
 
 /// How many symlinks path resolution follows before ELOOP (as Linux's MAXSYMLINKS).
 const MAX_SYMLINKS: u32 = 40;
+
+/// What `make_node` creates.
+struct NewNode<'a> {
+    kind: FileKind,
+    perm: u32,
+    rdev: u32,
+    creds: Creds,
+    symlink_target: Option<&'a [u8]>,
+}
 
 /// What an open handle refers to.
 struct Handle {
@@ -93,7 +102,8 @@ impl Vfs {
                  AND ino NOT IN (SELECT ino FROM fs_orphan) \
                  AND ino NOT IN (SELECT ino FROM fs_dentry)",
             )?;
-            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
         };
         for ino in unclaimed {
             rows::purge_inode(&tx, Ino(ino as u64))?;
@@ -150,7 +160,11 @@ impl Vfs {
         )?;
         let entries = stmt
             .query_map(
-                params![dir.0 as i64, after as i64, limit.min(i64::MAX as usize) as i64],
+                params![
+                    dir.0 as i64,
+                    after as i64,
+                    limit.min(i64::MAX as usize) as i64
+                ],
                 |r| {
                     let mode: i64 = r.get(3)?;
                     Ok(DirEntry {
@@ -172,8 +186,18 @@ impl Vfs {
         self.resolve_from(Ino::ROOT, path, follow, &mut hops)
     }
 
-    fn resolve_from(&mut self, start: Ino, path: &[u8], follow: bool, hops: &mut u32) -> VfsResult<Ino> {
-        let mut cur = if path.starts_with(b"/") { Ino::ROOT } else { start };
+    fn resolve_from(
+        &mut self,
+        start: Ino,
+        path: &[u8],
+        follow: bool,
+        hops: &mut u32,
+    ) -> VfsResult<Ino> {
+        let mut cur = if path.starts_with(b"/") {
+            Ino::ROOT
+        } else {
+            start
+        };
         let parts: Vec<&[u8]> = path
             .split(|&b| b == b'/')
             .filter(|p| !p.is_empty() && *p != b".")
@@ -205,17 +229,15 @@ impl Vfs {
 
     // ----- creating -----------------------------------------------------------------------
 
-    /// Creates an inode of `kind` under `parent`. Shared by create/mknod/mkdir/symlink.
-    fn make_node(
-        &mut self,
-        parent: Ino,
-        name: &[u8],
-        kind: FileKind,
-        perm: u32,
-        rdev: u32,
-        creds: Creds,
-        symlink_target: Option<&[u8]>,
-    ) -> VfsResult<Attr> {
+    /// Creates an inode under `parent`. Shared by create/mknod/mkdir/symlink.
+    fn make_node(&mut self, parent: Ino, name: &[u8], node: NewNode<'_>) -> VfsResult<Attr> {
+        let NewNode {
+            kind,
+            perm,
+            rdev,
+            creds,
+            symlink_target,
+        } = node;
         names::check_name(name)?;
         let now = Timestamp::now();
         let runner = self.runner;
@@ -225,17 +247,15 @@ impl Vfs {
             return Err(VfsError::Exists);
         }
         let is_dir = kind == FileKind::Dir;
-        let size = symlink_target.map_or(0, |t| t.len() as u64);
-        let ino = rows::insert_inode(
-            &tx,
-            kind.type_bits() | (perm & 0o7777),
-            if is_dir { 2 } else { 1 },
-            creds.uid,
-            creds.gid,
+        let new = rows::NewInode {
+            mode: kind.type_bits() | (perm & 0o7777),
+            nlink: if is_dir { 2 } else { 1 },
+            uid: creds.uid,
+            gid: creds.gid,
             rdev,
-            size,
-            now,
-        )?;
+            size: symlink_target.map_or(0, |t| t.len() as u64),
+        };
+        let ino = rows::insert_inode(&tx, &new, now)?;
         rows::insert_dentry(&tx, parent, name, ino)?;
         if let Some(target) = symlink_target {
             tx.prepare_cached("INSERT INTO fs_symlink (ino, target) VALUES (?1, ?2)")?
@@ -252,42 +272,117 @@ impl Vfs {
             FileKind::Symlink => "symlink",
             _ => "mknod",
         };
-        rows::journal(&tx, runner, now, Change { op, ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        rows::journal(
+            &tx,
+            runner,
+            now,
+            Change {
+                op,
+                ino: Some(ino),
+                path: path.as_deref(),
+                old_path: None,
+            },
+        )?;
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
         Ok(attr)
     }
 
     /// Creates and opens a regular file; `Exists` if the name is taken.
-    pub fn create(&mut self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<(Attr, Fh)> {
-        let attr = self.make_node(parent, name, FileKind::File, perm, 0, creds, None)?;
+    pub fn create(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        perm: u32,
+        creds: Creds,
+    ) -> VfsResult<(Attr, Fh)> {
+        let attr = self.make_node(
+            parent,
+            name,
+            NewNode {
+                kind: FileKind::File,
+                perm,
+                rdev: 0,
+                creds,
+                symlink_target: None,
+            },
+        )?;
         let fh = self.add_handle(attr.ino);
         Ok((attr, fh))
     }
 
     /// Creates a regular file, FIFO, socket or device node.
-    pub fn mknod(&mut self, parent: Ino, name: &[u8], kind: FileKind, perm: u32, rdev: u32, creds: Creds) -> VfsResult<Attr> {
+    pub fn mknod(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        kind: FileKind,
+        perm: u32,
+        rdev: u32,
+        creds: Creds,
+    ) -> VfsResult<Attr> {
         if matches!(kind, FileKind::Dir | FileKind::Symlink) {
             return Err(VfsError::Invalid);
         }
-        let rdev = if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) { rdev } else { 0 };
-        self.make_node(parent, name, kind, perm, rdev, creds, None)
+        let rdev = if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) {
+            rdev
+        } else {
+            0
+        };
+        self.make_node(
+            parent,
+            name,
+            NewNode {
+                kind,
+                perm,
+                rdev,
+                creds,
+                symlink_target: None,
+            },
+        )
     }
 
     pub fn mkdir(&mut self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<Attr> {
         // mkdir(2): only the permission and sticky bits of `mode` are used.
-        self.make_node(parent, name, FileKind::Dir, perm & 0o1777, 0, creds, None)
+        self.make_node(
+            parent,
+            name,
+            NewNode {
+                kind: FileKind::Dir,
+                perm: perm & 0o1777,
+                rdev: 0,
+                creds,
+                symlink_target: None,
+            },
+        )
     }
 
-    pub fn symlink(&mut self, parent: Ino, name: &[u8], target: &[u8], creds: Creds) -> VfsResult<Attr> {
+    pub fn symlink(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        target: &[u8],
+        creds: Creds,
+    ) -> VfsResult<Attr> {
         // symlink(2): the target may be anything but empty, up to PATH_MAX.
         if target.is_empty() || target.contains(&0) {
-            return Err(if target.is_empty() { VfsError::NotFound } else { VfsError::Invalid });
+            return Err(if target.is_empty() {
+                VfsError::NotFound
+            } else {
+                VfsError::Invalid
+            });
         }
         if target.len() >= libc::PATH_MAX as usize {
             return Err(VfsError::NameTooLong);
         }
-        self.make_node(parent, name, FileKind::Symlink, 0o777, 0, creds, Some(target))
+        let node = NewNode {
+            kind: FileKind::Symlink,
+            perm: 0o777,
+            rdev: 0,
+            creds,
+            symlink_target: Some(target),
+        };
+        self.make_node(parent, name, node)
     }
 
     /// Adds the name `new_name` in `new_parent` for `ino`.
@@ -309,9 +404,20 @@ impl Vfs {
         rows::add_nlink(&tx, ino, 1, Some(now))?;
         rows::touch_dir(&tx, new_parent, now)?;
         // An orphan that is linked again is no longer an orphan.
-        tx.prepare_cached("DELETE FROM fs_orphan WHERE ino = ?1")?.execute([ino.0 as i64])?;
+        tx.prepare_cached("DELETE FROM fs_orphan WHERE ino = ?1")?
+            .execute([ino.0 as i64])?;
         let path = rows::child_path(&tx, new_parent, new_name)?;
-        rows::journal(&tx, runner, now, Change { op: "link", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        rows::journal(
+            &tx,
+            runner,
+            now,
+            Change {
+                op: "link",
+                ino: Some(ino),
+                path: path.as_deref(),
+                old_path: None,
+            },
+        )?;
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
         Ok(attr)
@@ -355,14 +461,30 @@ impl Vfs {
         rows::delete_dentry(&tx, parent, name)?;
         Self::drop_link(&tx, &self.open_count, ino, now)?;
         rows::touch_dir(&tx, parent, now)?;
-        rows::journal(&tx, runner, now, Change { op: "unlink", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        rows::journal(
+            &tx,
+            runner,
+            now,
+            Change {
+                op: "unlink",
+                ino: Some(ino),
+                path: path.as_deref(),
+                old_path: None,
+            },
+        )?;
         tx.commit()?;
+        self.store
+            .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         Ok(())
     }
 
     fn dir_is_empty(conn: &rusqlite::Connection, dir: Ino) -> VfsResult<bool> {
-        let mut stmt = conn.prepare_cached("SELECT 1 FROM fs_dentry WHERE parent_ino = ?1 LIMIT 1")?;
-        Ok(stmt.query_row([dir.0 as i64], |_| Ok(())).optional()?.is_none())
+        let mut stmt =
+            conn.prepare_cached("SELECT 1 FROM fs_dentry WHERE parent_ino = ?1 LIMIT 1")?;
+        Ok(stmt
+            .query_row([dir.0 as i64], |_| Ok(()))
+            .optional()?
+            .is_none())
     }
 
     pub fn rmdir(&mut self, parent: Ino, name: &[u8]) -> VfsResult<()> {
@@ -385,8 +507,20 @@ impl Vfs {
         rows::purge_inode(&tx, ino)?;
         rows::add_nlink(&tx, parent, -1, None)?;
         rows::touch_dir(&tx, parent, now)?;
-        rows::journal(&tx, runner, now, Change { op: "rmdir", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        rows::journal(
+            &tx,
+            runner,
+            now,
+            Change {
+                op: "rmdir",
+                ino: Some(ino),
+                path: path.as_deref(),
+                old_path: None,
+            },
+        )?;
         tx.commit()?;
+        self.store
+            .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         Ok(())
     }
 
@@ -429,10 +563,16 @@ impl Vfs {
             Some(d) => Some(rows::attr(&tx, d)?),
             None => None,
         };
-        if let Some(d) = &dst_attr {
-            if d.kind == FileKind::Dir && d.ino != src && rows::is_ancestor(&tx, d.ino, parent)? {
-                return Err(if flags.exchange { VfsError::Invalid } else { VfsError::NotEmpty });
-            }
+        if let Some(d) = &dst_attr
+            && d.kind == FileKind::Dir
+            && d.ino != src
+            && rows::is_ancestor(&tx, d.ino, parent)?
+        {
+            return Err(if flags.exchange {
+                VfsError::Invalid
+            } else {
+                VfsError::NotEmpty
+            });
         }
         if dst == Some(src) {
             return Ok(());
@@ -462,7 +602,9 @@ impl Vfs {
                 match (src_is_dir, d.kind == FileKind::Dir) {
                     (true, false) => return Err(VfsError::NotDir),
                     (false, true) => return Err(VfsError::IsDir),
-                    (true, true) if !Self::dir_is_empty(&tx, d.ino)? => return Err(VfsError::NotEmpty),
+                    (true, true) if !Self::dir_is_empty(&tx, d.ino)? => {
+                        return Err(VfsError::NotEmpty);
+                    }
                     _ => {}
                 }
                 rows::delete_dentry(&tx, new_parent, new_name)?;
@@ -493,8 +635,20 @@ impl Vfs {
             rows::touch_dir(&tx, new_parent, now)?;
         }
         let op = if flags.exchange { "exchange" } else { "rename" };
-        rows::journal(&tx, runner, now, Change { op, ino: Some(src), path: new_path.as_deref(), old_path: old_path.as_deref() })?;
+        rows::journal(
+            &tx,
+            runner,
+            now,
+            Change {
+                op,
+                ino: Some(src),
+                path: new_path.as_deref(),
+                old_path: old_path.as_deref(),
+            },
+        )?;
         tx.commit()?;
+        self.store
+            .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         Ok(())
     }
 
@@ -517,13 +671,18 @@ impl Vfs {
             data::truncate(&tx, chunk_size, ino, attr.size, size)?;
             tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
                 .execute(params![ino.0 as i64, size as i64])?;
-            tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?.execute([ino.0 as i64])?;
+            tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?
+                .execute([ino.0 as i64])?;
             // truncate(2) updates mtime (and ctime) unless the caller sets mtime itself.
             mtime.get_or_insert(TimeSet::Now);
         }
         if let Some(mode) = set.mode {
             tx.prepare_cached("UPDATE fs_inode SET mode = (mode & ?2) | ?3 WHERE ino = ?1")?
-                .execute(params![ino.0 as i64, libc::S_IFMT as i64, (mode & 0o7777) as i64])?;
+                .execute(params![
+                    ino.0 as i64,
+                    libc::S_IFMT as i64,
+                    (mode & 0o7777) as i64
+                ])?;
         }
         if let Some(uid) = set.uid {
             tx.prepare_cached("UPDATE fs_inode SET uid = ?2 WHERE ino = ?1")?
@@ -556,9 +715,23 @@ impl Vfs {
             "utimens"
         };
         let path = rows::path_of(&tx, ino)?;
-        rows::journal(&tx, runner, now, Change { op, ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        rows::journal(
+            &tx,
+            runner,
+            now,
+            Change {
+                op,
+                ino: Some(ino),
+                path: path.as_deref(),
+                old_path: None,
+            },
+        )?;
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
+        if set.size.is_some() {
+            self.store
+                .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+        }
         Ok(attr)
     }
 
@@ -598,13 +771,22 @@ impl Vfs {
     fn add_handle(&mut self, ino: Ino) -> Fh {
         let fh = self.next_fh;
         self.next_fh += 1;
-        self.handles.insert(fh, Handle { ino, journaled_write: false });
+        self.handles.insert(
+            fh,
+            Handle {
+                ino,
+                journaled_write: false,
+            },
+        );
         *self.open_count.entry(ino).or_insert(0) += 1;
         Fh(fh)
     }
 
     fn handle_ino(&self, fh: Fh) -> VfsResult<Ino> {
-        self.handles.get(&fh.0).map(|h| h.ino).ok_or(VfsError::BadHandle)
+        self.handles
+            .get(&fh.0)
+            .map(|h| h.ino)
+            .ok_or(VfsError::BadHandle)
     }
 
     /// Opens an existing inode for reading and writing; directories are opened with `readdir`.
@@ -633,6 +815,8 @@ impl Vfs {
                 rows::purge_inode(&tx, handle.ino)?;
             }
             tx.commit()?;
+            self.store
+                .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         }
         Ok(())
     }
@@ -671,7 +855,11 @@ impl Vfs {
         let tx = self.store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         if attr.kind != FileKind::File {
-            return Err(if attr.kind == FileKind::Dir { VfsError::IsDir } else { VfsError::Invalid });
+            return Err(if attr.kind == FileKind::Dir {
+                VfsError::IsDir
+            } else {
+                VfsError::Invalid
+            });
         }
         let new_size = data::write(&tx, chunk_size, ino, attr.size, offset, buf)?;
         if !buf.is_empty() {
@@ -679,11 +867,22 @@ impl Vfs {
                 "UPDATE fs_inode SET size = ?2, mtime = ?3, mtime_nsec = ?4, ctime = ?3, ctime_nsec = ?4 WHERE ino = ?1",
             )?
             .execute(params![ino.0 as i64, new_size as i64, now.sec, now.nsec as i64])?;
-            tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?.execute([ino.0 as i64])?;
+            tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?
+                .execute([ino.0 as i64])?;
         }
         if journal_it {
             let path = rows::path_of(&tx, ino)?;
-            rows::journal(&tx, runner, now, Change { op: "write", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+            rows::journal(
+                &tx,
+                runner,
+                now,
+                Change {
+                    op: "write",
+                    ino: Some(ino),
+                    path: path.as_deref(),
+                    old_path: None,
+                },
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -691,7 +890,13 @@ impl Vfs {
 
     /// Replaces the whole contents of a file in one transaction (for tools).
     pub fn write_all_ino(&mut self, ino: Ino, contents: &[u8]) -> VfsResult<()> {
-        self.setattr(ino, &SetAttr { size: Some(0), ..SetAttr::default() })?;
+        self.setattr(
+            ino,
+            &SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            },
+        )?;
         self.write_ino(ino, 0, contents, true)
     }
 
@@ -700,7 +905,10 @@ impl Vfs {
         if len == 0 {
             return Err(VfsError::Invalid);
         }
-        let end = offset.checked_add(len).filter(|e| *e <= data::MAX_FILE_SIZE).ok_or(VfsError::TooBig)?;
+        let end = offset
+            .checked_add(len)
+            .filter(|e| *e <= data::MAX_FILE_SIZE)
+            .ok_or(VfsError::TooBig)?;
         let now = Timestamp::now();
         let runner = self.runner;
         let chunk_size = self.store.chunk_size;
@@ -713,12 +921,15 @@ impl Vfs {
         }
         let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
         let punch = mode & libc::FALLOC_FL_PUNCH_HOLE != 0;
-        if mode & !(libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE) != 0 || (punch && !keep_size) {
+        if mode & !(libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE) != 0
+            || (punch && !keep_size)
+        {
             return Err(VfsError::NotSupported);
         }
         if punch {
             data::punch_hole(&tx, chunk_size, ino, attr.size, offset, len)?;
-            tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?.execute([ino.0 as i64])?;
+            tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?
+                .execute([ino.0 as i64])?;
             tx.prepare_cached(
                 "UPDATE fs_inode SET mtime = ?2, mtime_nsec = ?3, ctime = ?2, ctime_nsec = ?3 WHERE ino = ?1",
             )?
@@ -726,14 +937,32 @@ impl Vfs {
         } else if !keep_size && end > attr.size {
             // Space is not reserved in SQLite; the new range is a hole that reads as zeros.
             data::truncate(&tx, chunk_size, ino, attr.size, end)?;
-            tx.prepare_cached("UPDATE fs_inode SET size = ?2, ctime = ?3, ctime_nsec = ?4 WHERE ino = ?1")?
-                .execute(params![ino.0 as i64, end as i64, now.sec, now.nsec as i64])?;
+            tx.prepare_cached(
+                "UPDATE fs_inode SET size = ?2, ctime = ?3, ctime_nsec = ?4 WHERE ino = ?1",
+            )?
+            .execute(params![ino.0 as i64, end as i64, now.sec, now.nsec as i64])?;
         } else {
             return Ok(());
         }
         let path = rows::path_of(&tx, ino)?;
-        rows::journal(&tx, runner, now, Change { op: "fallocate", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        rows::journal(
+            &tx,
+            runner,
+            now,
+            Change {
+                op: "fallocate",
+                ino: Some(ino),
+                path: path.as_deref(),
+                old_path: None,
+            },
+        )?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Gives all free space back to the disk now (deletes only do it a little at a time).
+    pub fn compact(&mut self) -> VfsResult<()> {
+        self.store.reclaim_space(None)?;
         Ok(())
     }
 
@@ -767,15 +996,23 @@ impl Vfs {
             offset += step;
         }
         let hash = *hasher.finalize().as_bytes();
-        tx.prepare_cached("INSERT OR REPLACE INTO fs_content_hash (ino, blake3, size) VALUES (?1, ?2, ?3)")?
-            .execute(params![ino.0 as i64, &hash[..], attr.size as i64])?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO fs_content_hash (ino, blake3, size) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![ino.0 as i64, &hash[..], attr.size as i64])?;
         tx.commit()?;
         Ok(hash)
     }
 
     // ----- extended attributes ------------------------------------------------------------
 
-    pub fn setxattr(&mut self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> VfsResult<()> {
+    pub fn setxattr(
+        &mut self,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+    ) -> VfsResult<()> {
         check_xattr_name(name)?;
         if value.len() > XATTR_SIZE_MAX {
             return Err(VfsError::TooBig);
@@ -794,11 +1031,23 @@ impl Vfs {
             (XattrMode::Replace, false) => return Err(VfsError::NoAttr),
             _ => {}
         }
-        tx.prepare_cached("INSERT OR REPLACE INTO fs_xattr (ino, name, value) VALUES (?1, ?2, ?3)")?
-            .execute(params![ino.0 as i64, names::to_sql(name), value])?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO fs_xattr (ino, name, value) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![ino.0 as i64, names::to_sql(name), value])?;
         rows::touch_ctime(&tx, ino, now)?;
         let path = rows::path_of(&tx, ino)?;
-        rows::journal(&tx, runner, now, Change { op: "setxattr", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        rows::journal(
+            &tx,
+            runner,
+            now,
+            Change {
+                op: "setxattr",
+                ino: Some(ino),
+                path: path.as_deref(),
+                old_path: None,
+            },
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -847,7 +1096,17 @@ impl Vfs {
         }
         rows::touch_ctime(&tx, ino, now)?;
         let path = rows::path_of(&tx, ino)?;
-        rows::journal(&tx, runner, now, Change { op: "removexattr", ino: Some(ino), path: path.as_deref(), old_path: None })?;
+        rows::journal(
+            &tx,
+            runner,
+            now,
+            Change {
+                op: "removexattr",
+                ino: Some(ino),
+                path: path.as_deref(),
+                old_path: None,
+            },
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -885,5 +1144,11 @@ fn host_statvfs(dir: &Path) -> Option<(u64, u64, u64, u64, u64)> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
         return None;
     }
-    Some((s.f_frsize as u64, s.f_blocks as u64, s.f_bfree as u64, s.f_bavail as u64, s.f_ffree as u64))
+    Some((
+        s.f_frsize as u64,
+        s.f_blocks as u64,
+        s.f_bfree as u64,
+        s.f_bavail as u64,
+        s.f_ffree as u64,
+    ))
 }

@@ -57,13 +57,22 @@ mod tests {
 
     #[test]
     fn name_of_256_bytes_is_too_long_and_255_is_fine() {
-        assert!(matches!(check_name(&[b'x'; 256]), Err(VfsError::NameTooLong)));
+        assert!(matches!(
+            check_name(&[b'x'; 256]),
+            Err(VfsError::NameTooLong)
+        ));
         assert!(check_name(&[b'x'; 255]).is_ok());
     }
 
     #[test]
     fn non_utf8_names_become_blobs() {
-        assert!(matches!(to_sql(b"caf\xc3\xa9"), ToSqlOutput::Borrowed(ValueRef::Text(_))));
-        assert!(matches!(to_sql(b"caf\xe9"), ToSqlOutput::Borrowed(ValueRef::Blob(_))));
+        assert!(matches!(
+            to_sql(b"caf\xc3\xa9"),
+            ToSqlOutput::Borrowed(ValueRef::Text(_))
+        ));
+        assert!(matches!(
+            to_sql(b"caf\xe9"),
+            ToSqlOutput::Borrowed(ValueRef::Blob(_))
+        ));
     }
 }

@@ -78,27 +78,28 @@ pub fn dir_attr(conn: &Connection, ino: Ino) -> VfsResult<Attr> {
     Ok(a)
 }
 
-pub fn insert_inode(
-    conn: &Connection,
-    mode: u32,
-    nlink: u32,
-    uid: u32,
-    gid: u32,
-    rdev: u32,
-    size: u64,
-    now: Timestamp,
-) -> VfsResult<Ino> {
+/// Column values of a new `fs_inode` row; times are all set to the creation time.
+pub struct NewInode {
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    pub size: u64,
+}
+
+pub fn insert_inode(conn: &Connection, new: &NewInode, now: Timestamp) -> VfsResult<Ino> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO fs_inode (mode, nlink, uid, gid, size, rdev, atime, mtime, ctime, \
          atime_nsec, mtime_nsec, ctime_nsec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?8, ?8)",
     )?;
     stmt.execute(params![
-        mode as i64,
-        nlink as i64,
-        uid as i64,
-        gid as i64,
-        size as i64,
-        rdev as i64,
+        new.mode as i64,
+        new.nlink as i64,
+        new.uid as i64,
+        new.gid as i64,
+        new.size as i64,
+        new.rdev as i64,
         now.sec,
         now.nsec as i64
     ])?;
@@ -175,7 +176,11 @@ pub fn insert_orphan(conn: &Connection, ino: Ino, now: Timestamp) -> VfsResult<(
     conn.prepare_cached(
         "INSERT OR REPLACE INTO fs_orphan (ino, pid, since_ns) VALUES (?1, ?2, ?3)",
     )?
-    .execute(params![ino.0 as i64, std::process::id() as i64, now.as_nanos()])?;
+    .execute(params![
+        ino.0 as i64,
+        std::process::id() as i64,
+        now.as_nanos()
+    ])?;
     Ok(())
 }
 
@@ -184,7 +189,8 @@ pub fn parent_of_dir(conn: &Connection, dir: Ino) -> VfsResult<Ino> {
     if dir == Ino::ROOT {
         return Ok(Ino::ROOT);
     }
-    let mut stmt = conn.prepare_cached("SELECT parent_ino FROM fs_dentry WHERE ino = ?1 LIMIT 1")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT parent_ino FROM fs_dentry WHERE ino = ?1 LIMIT 1")?;
     let p = stmt
         .query_row([dir.0 as i64], |r| r.get::<_, i64>(0))
         .optional()?;
@@ -260,7 +266,12 @@ pub struct Change<'a> {
     pub old_path: Option<&'a [u8]>,
 }
 
-pub fn journal(conn: &Connection, runner: Option<i64>, now: Timestamp, c: Change<'_>) -> VfsResult<()> {
+pub fn journal(
+    conn: &Connection,
+    runner: Option<i64>,
+    now: Timestamp,
+    c: Change<'_>,
+) -> VfsResult<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO fs_change (time_ns, runner_id, op, ino, path, old_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;

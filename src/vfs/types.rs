@@ -33,7 +33,9 @@ impl Timestamp {
     }
 
     pub fn as_nanos(self) -> i64 {
-        self.sec.saturating_mul(1_000_000_000).saturating_add(self.nsec as i64)
+        self.sec
+            .saturating_mul(1_000_000_000)
+            .saturating_add(self.nsec as i64)
     }
 }
 
