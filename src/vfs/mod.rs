@@ -841,14 +841,22 @@ impl Vfs {
     pub fn write(&mut self, fh: Fh, offset: u64, buf: &[u8]) -> VfsResult<u32> {
         let ino = self.handle_ino(fh)?;
         let journal_it = !self.handles[&fh.0].journaled_write;
-        self.write_ino(ino, offset, buf, journal_it)?;
+        self.write_ino(ino, offset, buf, journal_it, false)?;
         if let Some(h) = self.handles.get_mut(&fh.0) {
             h.journaled_write = true;
         }
         Ok(buf.len() as u32)
     }
 
-    fn write_ino(&mut self, ino: Ino, offset: u64, buf: &[u8], journal_it: bool) -> VfsResult<()> {
+    /// Writes `buf` at `offset` (after emptying the file, with `replace`) in one transaction.
+    fn write_ino(
+        &mut self,
+        ino: Ino,
+        offset: u64,
+        buf: &[u8],
+        journal_it: bool,
+        replace: bool,
+    ) -> VfsResult<()> {
         let now = Timestamp::now();
         let runner = self.runner;
         let chunk_size = self.store.chunk_size;
@@ -861,8 +869,14 @@ impl Vfs {
                 VfsError::Invalid
             });
         }
-        let new_size = data::write(&tx, chunk_size, ino, attr.size, offset, buf)?;
-        if !buf.is_empty() {
+        let old_size = if replace {
+            data::truncate(&tx, chunk_size, ino, attr.size, 0)?;
+            0
+        } else {
+            attr.size
+        };
+        let new_size = data::write(&tx, chunk_size, ino, old_size, offset, buf)?;
+        if !buf.is_empty() || replace {
             tx.prepare_cached(
                 "UPDATE fs_inode SET size = ?2, mtime = ?3, mtime_nsec = ?4, ctime = ?3, ctime_nsec = ?4 WHERE ino = ?1",
             )?
@@ -890,14 +904,10 @@ impl Vfs {
 
     /// Replaces the whole contents of a file in one transaction (for tools).
     pub fn write_all_ino(&mut self, ino: Ino, contents: &[u8]) -> VfsResult<()> {
-        self.setattr(
-            ino,
-            &SetAttr {
-                size: Some(0),
-                ..SetAttr::default()
-            },
-        )?;
-        self.write_ino(ino, 0, contents, true)
+        self.write_ino(ino, 0, contents, true, true)?;
+        self.store
+            .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+        Ok(())
     }
 
     /// fallocate(2): mode 0 (allocate, growing the size), KEEP_SIZE, and PUNCH_HOLE|KEEP_SIZE.
