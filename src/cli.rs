@@ -192,7 +192,7 @@ fn init(id: Option<String>, base: Option<PathBuf>) -> Result<ExitCode> {
     let result = (|| -> Result<()> {
         let vfs = Vfs::open_session(&r.path, OpenMode::Create)?;
         if let Some(base) = &base {
-            vfs.store().conn.execute(
+            vfs.store()?.conn.execute(
                 "INSERT OR REPLACE INTO fs_overlay_config (key, value) VALUES ('base_path', ?1)",
                 [base.to_string_lossy()],
             )?;
@@ -231,7 +231,8 @@ fn sessions() -> Result<ExitCode> {
         let size = human_size(session::size_on_disk(&path));
         let info = (|| -> Result<(String, String, String)> {
             let vfs = Vfs::open_session(&path, OpenMode::Existing)?;
-            let conn = &vfs.store().conn;
+            let store = vfs.store()?;
+            let conn = &store.conn;
             let one = |sql: &str| -> rusqlite::Result<Option<i64>> {
                 conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
             };
@@ -395,7 +396,7 @@ fn umask_perm(perm: u32) -> u32 {
 }
 
 fn fs(arg: &str, op: FsOp) -> Result<ExitCode> {
-    let (_r, mut vfs) = open_existing(arg)?;
+    let (_r, vfs) = open_existing(arg)?;
     let mut out = io::stdout().lock();
     match op {
         FsOp::Ls { path } => {
@@ -407,7 +408,7 @@ fn fs(arg: &str, op: FsOp) -> Result<ExitCode> {
                 out.write_all(b"\n")?;
                 return Ok(ExitCode::SUCCESS);
             }
-            for e in list_all(&mut vfs, ino).map_err(at(p))? {
+            for e in list_all(&vfs, ino).map_err(at(p))? {
                 out.write_all(&e.name)?;
                 out.write_all(kind_suffix(e.kind).as_bytes())?;
                 out.write_all(b"\n")?;
@@ -466,8 +467,8 @@ fn fs(arg: &str, op: FsOp) -> Result<ExitCode> {
             let attr = vfs.lookup(dir, name).map_err(at(p))?;
             if attr.kind == FileKind::Dir {
                 if recursive {
-                    remove_tree(&mut vfs, attr.ino).map_err(at(p))?;
-                } else if !list_all(&mut vfs, attr.ino).map_err(at(p))?.is_empty() {
+                    remove_tree(&vfs, attr.ino).map_err(at(p))?;
+                } else if !list_all(&vfs, attr.ino).map_err(at(p))?.is_empty() {
                     bail!(
                         "{}: directory not empty; pass -r to remove it with its contents",
                         show(p)
@@ -513,14 +514,14 @@ fn fs(arg: &str, op: FsOp) -> Result<ExitCode> {
             let p = path.as_bytes();
             let ino = vfs.resolve(p, false).map_err(at(p))?;
             let a = vfs.getattr(ino).map_err(at(p))?;
-            write_stat(&mut out, &mut vfs, p, &a)?;
+            write_stat(&mut out, &vfs, p, &a)?;
         }
         FsOp::Tree { path } => {
             let p = path.as_bytes();
             let ino = vfs.resolve(p, true).map_err(at(p))?;
             out.write_all(p)?;
             out.write_all(b"\n")?;
-            print_tree(&mut out, &mut vfs, ino, &mut Vec::new())?;
+            print_tree(&mut out, &vfs, ino, &mut Vec::new())?;
         }
     }
     out.flush()?;
@@ -537,7 +538,7 @@ fn kind_suffix(kind: FileKind) -> &'static str {
     }
 }
 
-fn list_all(vfs: &mut Vfs, dir: Ino) -> Result<Vec<agentfs::vfs::DirEntry>, VfsError> {
+fn list_all(vfs: &Vfs, dir: Ino) -> Result<Vec<agentfs::vfs::DirEntry>, VfsError> {
     let mut all = Vec::new();
     let mut after = 0;
     loop {
@@ -550,7 +551,7 @@ fn list_all(vfs: &mut Vfs, dir: Ino) -> Result<Vec<agentfs::vfs::DirEntry>, VfsE
     Ok(all)
 }
 
-fn remove_tree(vfs: &mut Vfs, dir: Ino) -> Result<(), VfsError> {
+fn remove_tree(vfs: &Vfs, dir: Ino) -> Result<(), VfsError> {
     for e in list_all(vfs, dir)? {
         if e.kind == FileKind::Dir {
             remove_tree(vfs, e.ino)?;
@@ -562,7 +563,7 @@ fn remove_tree(vfs: &mut Vfs, dir: Ino) -> Result<(), VfsError> {
     Ok(())
 }
 
-fn write_stat(out: &mut impl Write, vfs: &mut Vfs, path: &[u8], a: &Attr) -> Result<()> {
+fn write_stat(out: &mut impl Write, vfs: &Vfs, path: &[u8], a: &Attr) -> Result<()> {
     let kind = match a.kind {
         FileKind::File => "regular file",
         FileKind::Dir => "directory",
@@ -594,7 +595,7 @@ fn write_stat(out: &mut impl Write, vfs: &mut Vfs, path: &[u8], a: &Attr) -> Res
     Ok(())
 }
 
-fn print_tree(out: &mut impl Write, vfs: &mut Vfs, dir: Ino, prefix: &mut Vec<u8>) -> Result<()> {
+fn print_tree(out: &mut impl Write, vfs: &Vfs, dir: Ino, prefix: &mut Vec<u8>) -> Result<()> {
     let entries = list_all(vfs, dir).map_err(|e| anyhow!("{e}"))?;
     let n = entries.len();
     for (i, e) in entries.into_iter().enumerate() {
@@ -630,8 +631,9 @@ fn print_tree(out: &mut impl Write, vfs: &mut Vfs, dir: Ino, prefix: &mut Vec<u8
 // ----- kv ---------------------------------------------------------------------------------
 
 fn kv(arg: &str, op: KvOp) -> Result<ExitCode> {
-    let (_r, mut vfs) = open_existing(arg)?;
-    let conn = &mut vfs.store_mut().conn;
+    let (_r, vfs) = open_existing(arg)?;
+    let store = vfs.store()?;
+    let conn = &store.conn;
     let mut out = io::stdout().lock();
     match op {
         KvOp::Get { key } => match agentfs::kv::get(conn, &key)? {

@@ -83,7 +83,7 @@ fn threads_with_their_own_connections_interleave_writes_to_one_file() {
     use agentfs::vfs::{Creds, Ino, Vfs};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let mut vfs = Vfs::open_session(&db, OpenMode::Create).unwrap();
+    let vfs = Vfs::open_session(&db, OpenMode::Create).unwrap();
     let (attr, fh) = vfs
         .create(Ino::ROOT, b"f", 0o644, Creds { uid: 0, gid: 0 })
         .unwrap();
@@ -92,7 +92,7 @@ fn threads_with_their_own_connections_interleave_writes_to_one_file() {
         .map(|t| {
             let db = db.clone();
             std::thread::spawn(move || {
-                let mut vfs = Vfs::open_session(&db, OpenMode::Existing).unwrap();
+                let vfs = Vfs::open_session(&db, OpenMode::Existing).unwrap();
                 let fh = vfs.open(attr.ino).unwrap();
                 for i in 0..200u64 {
                     // Each thread owns every fourth 1000-byte slot.

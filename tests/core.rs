@@ -17,7 +17,7 @@ fn new_fs() -> (tempfile::TempDir, Vfs) {
     (dir, vfs)
 }
 
-fn file(vfs: &mut Vfs, name: &[u8], contents: &[u8]) -> Ino {
+fn file(vfs: &Vfs, name: &[u8], contents: &[u8]) -> Ino {
     let (a, fh) = vfs.create(Ino::ROOT, name, 0o644, ME).unwrap();
     vfs.write(fh, 0, contents).unwrap();
     vfs.release(fh).unwrap();
@@ -33,10 +33,10 @@ fn after(t: Timestamp) {
 
 #[test]
 fn create_sets_owner_and_bumps_parent_mtime_and_ctime() {
-    let (_d, mut vfs) = new_fs();
+    let (_d, vfs) = new_fs();
     let before = vfs.getattr(Ino::ROOT).unwrap();
     after(before.mtime);
-    let ino = file(&mut vfs, b"f", b"");
+    let ino = file(&vfs, b"f", b"");
     let a = vfs.getattr(ino).unwrap();
     assert_eq!(
         (a.uid, a.gid, a.perm, a.nlink, a.kind),
@@ -48,8 +48,8 @@ fn create_sets_owner_and_bumps_parent_mtime_and_ctime() {
 
 #[test]
 fn write_changes_mtime_and_ctime_but_chmod_only_ctime() {
-    let (_d, mut vfs) = new_fs();
-    let ino = file(&mut vfs, b"f", b"x");
+    let (_d, vfs) = new_fs();
+    let ino = file(&vfs, b"f", b"x");
     let a0 = vfs.getattr(ino).unwrap();
     after(a0.ctime);
     let a1 = vfs
@@ -75,8 +75,8 @@ fn write_changes_mtime_and_ctime_but_chmod_only_ctime() {
 
 #[test]
 fn utimens_sets_exact_times_and_now_and_omit() {
-    let (_d, mut vfs) = new_fs();
-    let ino = file(&mut vfs, b"f", b"");
+    let (_d, vfs) = new_fs();
+    let ino = file(&vfs, b"f", b"");
     let t = Timestamp {
         sec: 1_000_000_000,
         nsec: 123_456_789,
@@ -108,8 +108,8 @@ fn utimens_sets_exact_times_and_now_and_omit() {
 
 #[test]
 fn truncate_sets_size_and_mtime_and_zero_fills_growth() {
-    let (_d, mut vfs) = new_fs();
-    let ino = file(&mut vfs, b"f", &[7u8; 5000]);
+    let (_d, vfs) = new_fs();
+    let ino = file(&vfs, b"f", &[7u8; 5000]);
     let a0 = vfs.getattr(ino).unwrap();
     after(a0.mtime);
     let a1 = vfs
@@ -139,13 +139,14 @@ fn truncate_sets_size_and_mtime_and_zero_fills_growth() {
 
 #[test]
 fn holes_store_no_chunks() {
-    let (_d, mut vfs) = new_fs();
-    let ino = file(&mut vfs, b"sparse", b"");
+    let (_d, vfs) = new_fs();
+    let ino = file(&vfs, b"sparse", b"");
     let fh = vfs.open(ino).unwrap();
     vfs.write(fh, 100 << 20, b"end").unwrap();
     vfs.release(fh).unwrap();
     let chunks: i64 = vfs
         .store()
+        .unwrap()
         .conn
         .query_row(
             "SELECT count(*) FROM fs_data WHERE ino = ?1",
@@ -160,8 +161,8 @@ fn holes_store_no_chunks() {
 
 #[test]
 fn unlinked_open_file_keeps_data_until_release() {
-    let (_d, mut vfs) = new_fs();
-    let ino = file(&mut vfs, b"f", b"still here");
+    let (_d, vfs) = new_fs();
+    let ino = file(&vfs, b"f", b"still here");
     let fh = vfs.open(ino).unwrap();
     vfs.unlink(Ino::ROOT, b"f").unwrap();
     assert!(matches!(
@@ -176,6 +177,7 @@ fn unlinked_open_file_keeps_data_until_release() {
     assert!(matches!(vfs.getattr(ino), Err(VfsError::NotFound)));
     let rows: i64 = vfs
         .store()
+        .unwrap()
         .conn
         .query_row("SELECT count(*) FROM fs_data", [], |r| r.get(0))
         .unwrap();
@@ -184,9 +186,9 @@ fn unlinked_open_file_keeps_data_until_release() {
 
 #[test]
 fn file_replaced_by_rename_while_open_keeps_data() {
-    let (_d, mut vfs) = new_fs();
-    let victim = file(&mut vfs, b"victim", b"old");
-    file(&mut vfs, b"new", b"new");
+    let (_d, vfs) = new_fs();
+    let victim = file(&vfs, b"victim", b"old");
+    file(&vfs, b"new", b"new");
     let fh = vfs.open(victim).unwrap();
     vfs.rename(
         Ino::ROOT,
@@ -206,22 +208,24 @@ fn orphans_of_a_crashed_process_are_cleaned_on_next_open() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
     let ino = {
-        let mut vfs = Vfs::open_session(&db, OpenMode::Create).unwrap();
-        let ino = file(&mut vfs, b"f", &[1u8; 10_000]);
+        let vfs = Vfs::open_session(&db, OpenMode::Create).unwrap();
+        let ino = file(&vfs, b"f", &[1u8; 10_000]);
         let _fh = vfs.open(ino).unwrap();
         vfs.unlink(Ino::ROOT, b"f").unwrap();
         // Pretend the process that held it open died: a pid that cannot be running.
         vfs.store()
+            .unwrap()
             .conn
             .execute("UPDATE fs_orphan SET pid = 2147483647", [])
             .unwrap();
         ino
         // dropped without release, as a crash would
     };
-    let mut vfs = Vfs::open_session(&db, OpenMode::Existing).unwrap();
+    let vfs = Vfs::open_session(&db, OpenMode::Existing).unwrap();
     assert!(matches!(vfs.getattr(ino), Err(VfsError::NotFound)));
     let (data, orphans): (i64, i64) = vfs
         .store()
+        .unwrap()
         .conn
         .query_row(
             "SELECT (SELECT count(*) FROM fs_data), (SELECT count(*) FROM fs_orphan)",
@@ -236,8 +240,8 @@ fn orphans_of_a_crashed_process_are_cleaned_on_next_open() {
 fn orphans_of_a_live_process_survive_another_open() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let mut vfs = Vfs::open_session(&db, OpenMode::Create).unwrap();
-    let ino = file(&mut vfs, b"f", b"data");
+    let vfs = Vfs::open_session(&db, OpenMode::Create).unwrap();
+    let ino = file(&vfs, b"f", b"data");
     let fh = vfs.open(ino).unwrap();
     vfs.unlink(Ino::ROOT, b"f").unwrap();
     let _other = Vfs::open_session(&db, OpenMode::Existing).unwrap();
@@ -246,8 +250,8 @@ fn orphans_of_a_live_process_survive_another_open() {
 
 #[test]
 fn xattrs_set_get_list_remove_with_create_and_replace_flags() {
-    let (_d, mut vfs) = new_fs();
-    let ino = file(&mut vfs, b"f", b"");
+    let (_d, vfs) = new_fs();
+    let ino = file(&vfs, b"f", b"");
     vfs.setxattr(ino, b"user.b", b"2", XattrMode::Any).unwrap();
     vfs.setxattr(ino, b"user.a", b"\x00\xff", XattrMode::Create)
         .unwrap();
@@ -281,16 +285,16 @@ fn xattrs_set_get_list_remove_with_create_and_replace_flags() {
 
 #[test]
 fn readdir_offsets_stay_valid_while_entries_change() {
-    let (_d, mut vfs) = new_fs();
+    let (_d, vfs) = new_fs();
     for i in 0..10 {
-        file(&mut vfs, format!("f{i}").as_bytes(), b"");
+        file(&vfs, format!("f{i}").as_bytes(), b"");
     }
     let first = vfs.readdir(Ino::ROOT, 0, 4).unwrap();
     assert_eq!(first.len(), 4);
     // Remove an entry already returned and one not yet returned; add a new one.
     vfs.unlink(Ino::ROOT, b"f1").unwrap();
     vfs.unlink(Ino::ROOT, b"f6").unwrap();
-    file(&mut vfs, b"late", b"");
+    file(&vfs, b"late", b"");
     let rest = vfs
         .readdir(Ino::ROOT, first.last().unwrap().offset, 100)
         .unwrap();
@@ -303,15 +307,15 @@ fn readdir_offsets_stay_valid_while_entries_change() {
 
 #[test]
 fn names_are_bytes_and_utf8_names_stay_text() {
-    let (_d, mut vfs) = new_fs();
+    let (_d, vfs) = new_fs();
     let latin1 = b"caf\xe9";
-    file(&mut vfs, latin1, b"1");
-    file(&mut vfs, "café".as_bytes(), b"2");
+    file(&vfs, latin1, b"1");
+    file(&vfs, "café".as_bytes(), b"2");
     let a = vfs.lookup(Ino::ROOT, latin1).unwrap().ino;
     let b = vfs.lookup(Ino::ROOT, "café".as_bytes()).unwrap().ino;
     assert_ne!(a, b);
     let types: Vec<String> = {
-        let conn = &vfs.store().conn;
+        let conn = &vfs.store().unwrap().conn;
         let mut stmt = conn
             .prepare("SELECT typeof(name) FROM fs_dentry ORDER BY id")
             .unwrap();
@@ -332,7 +336,7 @@ fn names_are_bytes_and_utf8_names_stay_text() {
 
 #[test]
 fn bad_names_are_rejected_with_the_kernel_errno() {
-    let (_d, mut vfs) = new_fs();
+    let (_d, vfs) = new_fs();
     let long = vec![b'x'; 256];
     let err = vfs.create(Ino::ROOT, &long, 0o644, ME).unwrap_err();
     assert_eq!(err.errno(), libc::ENAMETOOLONG);
@@ -352,7 +356,7 @@ fn bad_names_are_rejected_with_the_kernel_errno() {
 
 #[test]
 fn mknod_makes_fifos_sockets_and_devices() {
-    let (_d, mut vfs) = new_fs();
+    let (_d, vfs) = new_fs();
     let fifo = vfs
         .mknod(Ino::ROOT, b"p", FileKind::Fifo, 0o600, 0, ME)
         .unwrap();
@@ -374,7 +378,7 @@ fn mknod_makes_fifos_sockets_and_devices() {
 
 #[test]
 fn directory_nlink_counts_subdirectories() {
-    let (_d, mut vfs) = new_fs();
+    let (_d, vfs) = new_fs();
     let a = vfs.mkdir(Ino::ROOT, b"a", 0o755, ME).unwrap();
     vfs.mkdir(a.ino, b"x", 0o755, ME).unwrap();
     vfs.mkdir(a.ino, b"y", 0o755, ME).unwrap();
@@ -389,7 +393,7 @@ fn directory_nlink_counts_subdirectories() {
 
 #[test]
 fn every_change_lands_in_the_journal_with_paths() {
-    let (_d, mut vfs) = new_fs();
+    let (_d, vfs) = new_fs();
     vfs.set_runner(Some(7));
     let d = vfs.mkdir(Ino::ROOT, b"d", 0o755, ME).unwrap();
     let (f, fh) = vfs.create(d.ino, b"f", 0o644, ME).unwrap();
@@ -407,7 +411,7 @@ fn every_change_lands_in_the_journal_with_paths() {
         Option<i64>,
     );
     let rows: Vec<Row> = {
-        let conn = &vfs.store().conn;
+        let conn = &vfs.store().unwrap().conn;
         let mut stmt = conn
             .prepare("SELECT op, ino, path, old_path, runner_id FROM fs_change ORDER BY seq")
             .unwrap();
@@ -434,8 +438,8 @@ fn every_change_lands_in_the_journal_with_paths() {
 
 #[test]
 fn content_hash_is_blake3_and_refreshed_after_writes() {
-    let (_d, mut vfs) = new_fs();
-    let ino = file(&mut vfs, b"f", b"hello");
+    let (_d, vfs) = new_fs();
+    let ino = file(&vfs, b"f", b"hello");
     assert_eq!(
         vfs.content_hash(ino).unwrap(),
         *blake3::hash(b"hello").as_bytes()
@@ -451,8 +455,8 @@ fn content_hash_is_blake3_and_refreshed_after_writes() {
 
 #[test]
 fn fallocate_grows_size_and_keep_size_does_not() {
-    let (_d, mut vfs) = new_fs();
-    let ino = file(&mut vfs, b"f", b"abc");
+    let (_d, vfs) = new_fs();
+    let ino = file(&vfs, b"f", b"abc");
     vfs.fallocate(ino, 0, 10_000, 0).unwrap();
     assert_eq!(vfs.getattr(ino).unwrap().size, 10_000);
     vfs.fallocate(ino, 0, 50_000, libc::FALLOC_FL_KEEP_SIZE)
@@ -469,8 +473,8 @@ fn fallocate_grows_size_and_keep_size_does_not() {
 
 #[test]
 fn statfs_reports_name_max_and_inode_count() {
-    let (_d, mut vfs) = new_fs();
-    file(&mut vfs, b"f", b"");
+    let (_d, vfs) = new_fs();
+    file(&vfs, b"f", b"");
     let s = vfs.statfs().unwrap();
     assert_eq!(s.name_max, 255);
     assert!(s.files >= 2);
@@ -479,11 +483,12 @@ fn statfs_reports_name_max_and_inode_count() {
 
 #[test]
 fn fsync_commits_and_returns() {
-    let (_d, mut vfs) = new_fs();
-    file(&mut vfs, b"f", b"durable");
+    let (_d, vfs) = new_fs();
+    file(&vfs, b"f", b"durable");
     vfs.fsync().unwrap();
     let sync: String = vfs
         .store()
+        .unwrap()
         .conn
         .query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))
         .map(|v| v.to_string())
@@ -493,7 +498,7 @@ fn fsync_commits_and_returns() {
 
 #[test]
 fn symlink_resolution_follows_links_and_detects_loops() {
-    let (_d, mut vfs) = new_fs();
+    let (_d, vfs) = new_fs();
     let d = vfs.mkdir(Ino::ROOT, b"d", 0o755, ME).unwrap();
     let (f, fh) = vfs.create(d.ino, b"f", 0o644, ME).unwrap();
     vfs.release(fh).unwrap();
@@ -515,8 +520,8 @@ fn symlink_resolution_follows_links_and_detects_loops() {
 fn deleting_files_gives_space_back_to_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let mut vfs = Vfs::open_session(&db, OpenMode::Create).unwrap();
-    let ino = file(&mut vfs, b"big", b"");
+    let vfs = Vfs::open_session(&db, OpenMode::Create).unwrap();
+    let ino = file(&vfs, b"big", b"");
     let fh = vfs.open(ino).unwrap();
     for i in 0..256u64 {
         vfs.write(fh, i << 17, &[9u8; 1 << 17]).unwrap();
@@ -526,6 +531,7 @@ fn deleting_files_gives_space_back_to_the_disk() {
     assert!(full > 32 << 20, "{full}");
     let free = |vfs: &Vfs| -> i64 {
         vfs.store()
+            .unwrap()
             .conn
             .query_row("PRAGMA freelist_count", [], |r| r.get(0))
             .unwrap()
@@ -538,7 +544,7 @@ fn deleting_files_gives_space_back_to_the_disk() {
         "not all at once: {left}"
     );
     // ...each later delete gives back more...
-    file(&mut vfs, b"small", b"x");
+    file(&vfs, b"small", b"x");
     vfs.unlink(Ino::ROOT, b"small").unwrap();
     assert!(free(&vfs) < left);
     // ...and compact gives back the rest and shrinks the file.

@@ -16,7 +16,7 @@ fn fixture_db(dir: &tempfile::TempDir) -> std::path::PathBuf {
 fn foreign_spec_04_database_opens_reads_and_migrates() {
     let dir = tempfile::tempdir().unwrap();
     let path = fixture_db(&dir);
-    let mut vfs = Vfs::open_session(&path, OpenMode::Existing).unwrap();
+    let vfs = Vfs::open_session(&path, OpenMode::Existing).unwrap();
     let main = vfs.resolve(b"/src/main.rs", true).unwrap();
     let data = vfs.read_ino(main, 0, 10_000).unwrap();
     assert_eq!(data.len(), 5000);
@@ -26,6 +26,7 @@ fn foreign_spec_04_database_opens_reads_and_migrates() {
     assert_eq!(vfs.getattr(Ino(4)).unwrap().kind, FileKind::Symlink);
     let version: i64 = vfs
         .store()
+        .unwrap()
         .conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
@@ -37,11 +38,12 @@ fn foreign_spec_04_database_opens_reads_and_migrates() {
     assert_eq!(vfs.read_ino(main, 4998, 5).unwrap(), b"b!");
     let changes: i64 = vfs
         .store()
+        .unwrap()
         .conn
         .query_row("SELECT count(*) FROM fs_change", [], |r| r.get(0))
         .unwrap();
     assert_eq!(changes, 1);
-    let kv = agentfs::kv::get(&vfs.store().conn, "agent").unwrap();
+    let kv = agentfs::kv::get(&vfs.store().unwrap().conn, "agent").unwrap();
     assert_eq!(kv.as_deref(), Some(r#"{"name":"other"}"#));
 }
 

@@ -7,11 +7,14 @@
 mod data;
 pub mod error;
 pub mod names;
+pub mod pool;
 mod rows;
 pub mod types;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use rusqlite::{OptionalExtension, params};
 
@@ -40,15 +43,26 @@ struct Handle {
     journaled_write: bool,
 }
 
-/// A session's filesystem, through one database connection.
-pub struct Vfs {
-    store: Store,
-    /// Runner recorded in the journal for the changes made through this instance.
-    runner: Option<i64>,
+/// Open handles of this process.
+#[derive(Default)]
+struct OpenFiles {
     handles: HashMap<u64, Handle>,
     next_fh: u64,
     /// Open handles per inode, so an unlinked file keeps its data until the last release.
     open_count: HashMap<Ino, u32>,
+    /// Open inodes that may have lost their last link (their `fs_orphan` row is checked on
+    /// the last release).
+    orphaned: std::collections::HashSet<Ino>,
+}
+
+/// A session's filesystem. Safe to share between threads: each operation takes its own
+/// database connection from a pool.
+pub struct Vfs {
+    pool: pool::Pool,
+    chunk_size: u64,
+    /// Runner recorded in the journal for changes made through this instance (0 = none).
+    runner: AtomicI64,
+    files: Mutex<OpenFiles>,
 }
 
 impl Vfs {
@@ -58,33 +72,52 @@ impl Vfs {
     }
 
     pub fn from_store(store: Store) -> VfsResult<Vfs> {
-        let mut vfs = Vfs {
-            store,
-            runner: None,
-            handles: HashMap::new(),
-            next_fh: 1,
-            open_count: HashMap::new(),
+        let vfs = Vfs {
+            chunk_size: store.chunk_size,
+            pool: pool::Pool::new(store),
+            runner: AtomicI64::new(0),
+            files: Mutex::new(OpenFiles {
+                next_fh: 1,
+                ..OpenFiles::default()
+            }),
         };
         vfs.clean_orphans()?;
         Ok(vfs)
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// A database connection for direct SQL (tools, tests); returned to the pool on drop.
+    pub fn store(&self) -> VfsResult<pool::Pooled<'_>> {
+        Ok(self.pool.get()?)
     }
 
-    pub fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+    fn files(&self) -> std::sync::MutexGuard<'_, OpenFiles> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Attributes later changes to runner `id` (a row of `fs_runner`) in the journal.
-    pub fn set_runner(&mut self, id: Option<i64>) {
-        self.runner = id;
+    pub fn set_runner(&self, id: Option<i64>) {
+        self.runner.store(id.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Whether this process has `ino` open; if so, marks it as becoming an orphan should it
+    /// lose its last link in the current operation.
+    fn is_open(&self, ino: Ino) -> bool {
+        let mut files = self.files();
+        let open = files.open_count.contains_key(&ino);
+        if open {
+            files.orphaned.insert(ino);
+        }
+        open
+    }
+
+    fn runner(&self) -> Option<i64> {
+        Some(self.runner.load(Ordering::Relaxed)).filter(|r| *r != 0)
     }
 
     /// Deletes inodes that lost their last name while open in a process that no longer runs.
-    fn clean_orphans(&mut self) -> VfsResult<()> {
-        let tx = self.store.write_tx()?;
+    fn clean_orphans(&self) -> VfsResult<()> {
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         let orphans: Vec<(i64, i64)> = {
             let mut stmt = tx.prepare("SELECT ino, pid FROM fs_orphan")?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -115,11 +148,12 @@ impl Vfs {
     // ----- lookups ------------------------------------------------------------------------
 
     /// Finds `name` in directory `parent`.
-    pub fn lookup(&mut self, parent: Ino, name: &[u8]) -> VfsResult<Attr> {
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> VfsResult<Attr> {
         if name.len() > names::NAME_MAX {
             return Err(VfsError::NameTooLong);
         }
-        let tx = self.store.read_tx()?;
+        let mut store = self.store()?;
+        let tx = store.read_tx()?;
         match rows::child(&tx, parent, name)? {
             Some(ino) => rows::attr(&tx, ino),
             None => {
@@ -129,13 +163,13 @@ impl Vfs {
         }
     }
 
-    pub fn getattr(&mut self, ino: Ino) -> VfsResult<Attr> {
-        rows::attr(&self.store.conn, ino)
+    pub fn getattr(&self, ino: Ino) -> VfsResult<Attr> {
+        rows::attr(&self.store()?.conn, ino)
     }
 
-    pub fn readlink(&mut self, ino: Ino) -> VfsResult<Vec<u8>> {
-        let mut stmt = self
-            .store
+    pub fn readlink(&self, ino: Ino) -> VfsResult<Vec<u8>> {
+        let store = self.store()?;
+        let mut stmt = store
             .conn
             .prepare_cached("SELECT target FROM fs_symlink WHERE ino = ?1")?;
         let target = stmt
@@ -144,15 +178,16 @@ impl Vfs {
         match target {
             Some(t) => Ok(t),
             None => {
-                rows::attr(&self.store.conn, ino)?;
+                rows::attr(&store.conn, ino)?;
                 Err(VfsError::NotSymlink)
             }
         }
     }
 
     /// Entries of directory `dir` after cursor `after` (0 = from the start), at most `limit`.
-    pub fn readdir(&mut self, dir: Ino, after: u64, limit: usize) -> VfsResult<Vec<DirEntry>> {
-        let tx = self.store.read_tx()?;
+    pub fn readdir(&self, dir: Ino, after: u64, limit: usize) -> VfsResult<Vec<DirEntry>> {
+        let mut store = self.store()?;
+        let tx = store.read_tx()?;
         rows::dir_attr(&tx, dir)?;
         let mut stmt = tx.prepare_cached(
             "SELECT d.id, d.name, d.ino, i.mode FROM fs_dentry d JOIN fs_inode i ON i.ino = d.ino \
@@ -181,13 +216,13 @@ impl Vfs {
 
     /// Resolves an absolute path (relative paths start at the root too). Symlinks in the
     /// middle are followed; the last component is followed only with `follow`.
-    pub fn resolve(&mut self, path: &[u8], follow: bool) -> VfsResult<Ino> {
+    pub fn resolve(&self, path: &[u8], follow: bool) -> VfsResult<Ino> {
         let mut hops = 0;
         self.resolve_from(Ino::ROOT, path, follow, &mut hops)
     }
 
     fn resolve_from(
-        &mut self,
+        &self,
         start: Ino,
         path: &[u8],
         follow: bool,
@@ -209,7 +244,7 @@ impl Vfs {
                 return Err(VfsError::NotDir);
             }
             if *part == b".." {
-                cur = rows::parent_of_dir(&self.store.conn, cur)?;
+                cur = rows::parent_of_dir(&self.store()?.conn, cur)?;
                 continue;
             }
             let attr = self.lookup(cur, part)?;
@@ -230,7 +265,7 @@ impl Vfs {
     // ----- creating -----------------------------------------------------------------------
 
     /// Creates an inode under `parent`. Shared by create/mknod/mkdir/symlink.
-    fn make_node(&mut self, parent: Ino, name: &[u8], node: NewNode<'_>) -> VfsResult<Attr> {
+    fn make_node(&self, parent: Ino, name: &[u8], node: NewNode<'_>) -> VfsResult<Attr> {
         let NewNode {
             kind,
             perm,
@@ -240,8 +275,9 @@ impl Vfs {
         } = node;
         names::check_name(name)?;
         let now = Timestamp::now();
-        let runner = self.runner;
-        let tx = self.store.write_tx()?;
+        let runner = self.runner();
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         rows::dir_attr(&tx, parent)?;
         if rows::child(&tx, parent, name)?.is_some() {
             return Err(VfsError::Exists);
@@ -290,7 +326,7 @@ impl Vfs {
 
     /// Creates and opens a regular file; `Exists` if the name is taken.
     pub fn create(
-        &mut self,
+        &self,
         parent: Ino,
         name: &[u8],
         perm: u32,
@@ -313,7 +349,7 @@ impl Vfs {
 
     /// Creates a regular file, FIFO, socket or device node.
     pub fn mknod(
-        &mut self,
+        &self,
         parent: Ino,
         name: &[u8],
         kind: FileKind,
@@ -342,7 +378,7 @@ impl Vfs {
         )
     }
 
-    pub fn mkdir(&mut self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<Attr> {
+    pub fn mkdir(&self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<Attr> {
         // mkdir(2): only the permission and sticky bits of `mode` are used.
         self.make_node(
             parent,
@@ -358,7 +394,7 @@ impl Vfs {
     }
 
     pub fn symlink(
-        &mut self,
+        &self,
         parent: Ino,
         name: &[u8],
         target: &[u8],
@@ -386,11 +422,12 @@ impl Vfs {
     }
 
     /// Adds the name `new_name` in `new_parent` for `ino`.
-    pub fn link(&mut self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> VfsResult<Attr> {
+    pub fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> VfsResult<Attr> {
         names::check_name(new_name)?;
         let now = Timestamp::now();
-        let runner = self.runner;
-        let tx = self.store.write_tx()?;
+        let runner = self.runner();
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         rows::dir_attr(&tx, new_parent)?;
         // linkat(2) looks up the new name before vfs_link() refuses directories.
@@ -429,13 +466,13 @@ impl Vfs {
     /// here, in which case it waits in `fs_orphan` for the last release.
     fn drop_link(
         conn: &rusqlite::Connection,
-        open_count: &HashMap<Ino, u32>,
+        is_open: bool,
         ino: Ino,
         now: Timestamp,
     ) -> VfsResult<()> {
         rows::add_nlink(conn, ino, -1, Some(now))?;
         if rows::attr(conn, ino)?.nlink == 0 {
-            if open_count.get(&ino).copied().unwrap_or(0) > 0 {
+            if is_open {
                 rows::insert_orphan(conn, ino, now)?;
             } else {
                 rows::purge_inode(conn, ino)?;
@@ -444,13 +481,14 @@ impl Vfs {
         Ok(())
     }
 
-    pub fn unlink(&mut self, parent: Ino, name: &[u8]) -> VfsResult<()> {
+    pub fn unlink(&self, parent: Ino, name: &[u8]) -> VfsResult<()> {
         if name.len() > names::NAME_MAX {
             return Err(VfsError::NameTooLong);
         }
         let now = Timestamp::now();
-        let runner = self.runner;
-        let tx = self.store.write_tx()?;
+        let runner = self.runner();
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         rows::dir_attr(&tx, parent)?;
         let ino = rows::child(&tx, parent, name)?.ok_or(VfsError::NotFound)?;
         // unlink(2): Linux reports EISDIR for a directory.
@@ -459,7 +497,7 @@ impl Vfs {
         }
         let path = rows::child_path(&tx, parent, name)?;
         rows::delete_dentry(&tx, parent, name)?;
-        Self::drop_link(&tx, &self.open_count, ino, now)?;
+        Self::drop_link(&tx, self.is_open(ino), ino, now)?;
         rows::touch_dir(&tx, parent, now)?;
         rows::journal(
             &tx,
@@ -473,8 +511,7 @@ impl Vfs {
             },
         )?;
         tx.commit()?;
-        self.store
-            .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+        store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         Ok(())
     }
 
@@ -487,13 +524,14 @@ impl Vfs {
             .is_none())
     }
 
-    pub fn rmdir(&mut self, parent: Ino, name: &[u8]) -> VfsResult<()> {
+    pub fn rmdir(&self, parent: Ino, name: &[u8]) -> VfsResult<()> {
         if name.len() > names::NAME_MAX {
             return Err(VfsError::NameTooLong);
         }
         let now = Timestamp::now();
-        let runner = self.runner;
-        let tx = self.store.write_tx()?;
+        let runner = self.runner();
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         rows::dir_attr(&tx, parent)?;
         let ino = rows::child(&tx, parent, name)?.ok_or(VfsError::NotFound)?;
         if rows::attr(&tx, ino)?.kind != FileKind::Dir {
@@ -519,14 +557,13 @@ impl Vfs {
             },
         )?;
         tx.commit()?;
-        self.store
-            .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+        store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         Ok(())
     }
 
     /// Moves `name` in `parent` to `new_name` in `new_parent`, as renameat2(2).
     pub fn rename(
-        &mut self,
+        &self,
         parent: Ino,
         name: &[u8],
         new_parent: Ino,
@@ -541,8 +578,9 @@ impl Vfs {
         }
         names::check_name(new_name)?;
         let now = Timestamp::now();
-        let runner = self.runner;
-        let tx = self.store.write_tx()?;
+        let runner = self.runner();
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         rows::dir_attr(&tx, parent)?;
         rows::dir_attr(&tx, new_parent)?;
         let src = rows::child(&tx, parent, name)?.ok_or(VfsError::NotFound)?;
@@ -612,7 +650,7 @@ impl Vfs {
                     rows::purge_inode(&tx, d.ino)?;
                     rows::add_nlink(&tx, new_parent, -1, None)?;
                 } else {
-                    Self::drop_link(&tx, &self.open_count, d.ino, now)?;
+                    Self::drop_link(&tx, self.is_open(d.ino), d.ino, now)?;
                 }
             }
             tx.prepare_cached(
@@ -647,19 +685,19 @@ impl Vfs {
             },
         )?;
         tx.commit()?;
-        self.store
-            .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+        store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         Ok(())
     }
 
     // ----- attributes ---------------------------------------------------------------------
 
     /// Changes the attributes named in `set`, as chmod/chown/truncate/utimensat do.
-    pub fn setattr(&mut self, ino: Ino, set: &SetAttr) -> VfsResult<Attr> {
+    pub fn setattr(&self, ino: Ino, set: &SetAttr) -> VfsResult<Attr> {
         let now = Timestamp::now();
-        let runner = self.runner;
-        let chunk_size = self.store.chunk_size;
-        let tx = self.store.write_tx()?;
+        let runner = self.runner();
+        let chunk_size = self.chunk_size;
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         let mut mtime = set.mtime;
         if let Some(size) = set.size {
@@ -729,19 +767,17 @@ impl Vfs {
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
         if set.size.is_some() {
-            self.store
-                .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+            store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         }
         Ok(attr)
     }
 
-    pub fn statfs(&mut self) -> VfsResult<StatFs> {
-        let files: i64 = self
-            .store
+    pub fn statfs(&self) -> VfsResult<StatFs> {
+        let store = self.store()?;
+        let files: i64 = store
             .conn
             .query_row("SELECT count(*) FROM fs_inode", [], |r| r.get(0))?;
-        let dir = self
-            .store
+        let dir = store
             .path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -768,30 +804,32 @@ impl Vfs {
 
     // ----- file data ----------------------------------------------------------------------
 
-    fn add_handle(&mut self, ino: Ino) -> Fh {
-        let fh = self.next_fh;
-        self.next_fh += 1;
-        self.handles.insert(
+    fn add_handle(&self, ino: Ino) -> Fh {
+        let mut files = self.files();
+        let fh = files.next_fh;
+        files.next_fh += 1;
+        files.handles.insert(
             fh,
             Handle {
                 ino,
                 journaled_write: false,
             },
         );
-        *self.open_count.entry(ino).or_insert(0) += 1;
+        *files.open_count.entry(ino).or_insert(0) += 1;
         Fh(fh)
     }
 
     fn handle_ino(&self, fh: Fh) -> VfsResult<Ino> {
-        self.handles
+        self.files()
+            .handles
             .get(&fh.0)
             .map(|h| h.ino)
             .ok_or(VfsError::BadHandle)
     }
 
     /// Opens an existing inode for reading and writing; directories are opened with `readdir`.
-    pub fn open(&mut self, ino: Ino) -> VfsResult<Fh> {
-        let attr = rows::attr(&self.store.conn, ino)?;
+    pub fn open(&self, ino: Ino) -> VfsResult<Fh> {
+        let attr = rows::attr(&self.store()?.conn, ino)?;
         if attr.kind == FileKind::Dir {
             return Err(VfsError::IsDir);
         }
@@ -799,37 +837,47 @@ impl Vfs {
     }
 
     /// Closes a handle; the last close of an unlinked file frees it.
-    pub fn release(&mut self, fh: Fh) -> VfsResult<()> {
-        let handle = self.handles.remove(&fh.0).ok_or(VfsError::BadHandle)?;
-        let count = self.open_count.entry(handle.ino).or_insert(1);
-        *count -= 1;
-        if *count == 0 {
-            self.open_count.remove(&handle.ino);
-            let tx = self.store.write_tx()?;
-            let orphan = tx
+    pub fn release(&self, fh: Fh) -> VfsResult<()> {
+        let orphaned = {
+            let mut files = self.files();
+            let handle = files.handles.remove(&fh.0).ok_or(VfsError::BadHandle)?;
+            let count = files.open_count.entry(handle.ino).or_insert(1);
+            *count -= 1;
+            if *count > 0 {
+                return Ok(());
+            }
+            files.open_count.remove(&handle.ino);
+            files.orphaned.remove(&handle.ino).then_some(handle.ino)
+        };
+        // Orphan rows are written only by this process for its own open files, so the
+        // in-memory set says whether there is anything to free.
+        if let Some(ino) = orphaned {
+            let mut store = self.store()?;
+            let tx = store.write_tx()?;
+            let still_orphan = tx
                 .prepare_cached("SELECT 1 FROM fs_orphan WHERE ino = ?1")?
-                .query_row([handle.ino.0 as i64], |_| Ok(()))
+                .query_row([ino.0 as i64], |_| Ok(()))
                 .optional()?
                 .is_some();
-            if orphan {
-                rows::purge_inode(&tx, handle.ino)?;
+            if still_orphan {
+                rows::purge_inode(&tx, ino)?;
             }
             tx.commit()?;
-            self.store
-                .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+            store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         }
         Ok(())
     }
 
-    pub fn read(&mut self, fh: Fh, offset: u64, len: u32) -> VfsResult<Vec<u8>> {
+    pub fn read(&self, fh: Fh, offset: u64, len: u32) -> VfsResult<Vec<u8>> {
         let ino = self.handle_ino(fh)?;
         self.read_ino(ino, offset, len)
     }
 
     /// Reads without a handle (for tools that inspect a session).
-    pub fn read_ino(&mut self, ino: Ino, offset: u64, len: u32) -> VfsResult<Vec<u8>> {
-        let chunk_size = self.store.chunk_size;
-        let tx = self.store.read_tx()?;
+    pub fn read_ino(&self, ino: Ino, offset: u64, len: u32) -> VfsResult<Vec<u8>> {
+        let chunk_size = self.chunk_size;
+        let mut store = self.store()?;
+        let tx = store.read_tx()?;
         let attr = rows::attr(&tx, ino)?;
         if attr.kind == FileKind::Dir {
             return Err(VfsError::IsDir);
@@ -838,11 +886,14 @@ impl Vfs {
     }
 
     /// Writes `buf` at `offset`; returns the number of bytes written (all of them).
-    pub fn write(&mut self, fh: Fh, offset: u64, buf: &[u8]) -> VfsResult<u32> {
-        let ino = self.handle_ino(fh)?;
-        let journal_it = !self.handles[&fh.0].journaled_write;
-        self.write_ino(ino, offset, buf, journal_it, false)?;
-        if let Some(h) = self.handles.get_mut(&fh.0) {
+    pub fn write(&self, fh: Fh, offset: u64, buf: &[u8]) -> VfsResult<u32> {
+        let (ino, journaled) = {
+            let files = self.files();
+            let h = files.handles.get(&fh.0).ok_or(VfsError::BadHandle)?;
+            (h.ino, h.journaled_write)
+        };
+        self.write_ino(ino, offset, buf, !journaled, false)?;
+        if !journaled && let Some(h) = self.files().handles.get_mut(&fh.0) {
             h.journaled_write = true;
         }
         Ok(buf.len() as u32)
@@ -850,7 +901,7 @@ impl Vfs {
 
     /// Writes `buf` at `offset` (after emptying the file, with `replace`) in one transaction.
     fn write_ino(
-        &mut self,
+        &self,
         ino: Ino,
         offset: u64,
         buf: &[u8],
@@ -858,9 +909,10 @@ impl Vfs {
         replace: bool,
     ) -> VfsResult<()> {
         let now = Timestamp::now();
-        let runner = self.runner;
-        let chunk_size = self.store.chunk_size;
-        let tx = self.store.write_tx()?;
+        let runner = self.runner();
+        let chunk_size = self.chunk_size;
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         if attr.kind != FileKind::File {
             return Err(if attr.kind == FileKind::Dir {
@@ -903,15 +955,15 @@ impl Vfs {
     }
 
     /// Replaces the whole contents of a file in one transaction (for tools).
-    pub fn write_all_ino(&mut self, ino: Ino, contents: &[u8]) -> VfsResult<()> {
+    pub fn write_all_ino(&self, ino: Ino, contents: &[u8]) -> VfsResult<()> {
         self.write_ino(ino, 0, contents, true, true)?;
-        self.store
+        self.store()?
             .reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         Ok(())
     }
 
     /// fallocate(2): mode 0 (allocate, growing the size), KEEP_SIZE, and PUNCH_HOLE|KEEP_SIZE.
-    pub fn fallocate(&mut self, ino: Ino, offset: u64, len: u64, mode: i32) -> VfsResult<()> {
+    pub fn fallocate(&self, ino: Ino, offset: u64, len: u64, mode: i32) -> VfsResult<()> {
         if len == 0 {
             return Err(VfsError::Invalid);
         }
@@ -920,9 +972,10 @@ impl Vfs {
             .filter(|e| *e <= data::MAX_FILE_SIZE)
             .ok_or(VfsError::TooBig)?;
         let now = Timestamp::now();
-        let runner = self.runner;
-        let chunk_size = self.store.chunk_size;
-        let tx = self.store.write_tx()?;
+        let runner = self.runner();
+        let chunk_size = self.chunk_size;
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         match attr.kind {
             FileKind::File => {}
@@ -971,21 +1024,22 @@ impl Vfs {
     }
 
     /// Gives all free space back to the disk now (deletes only do it a little at a time).
-    pub fn compact(&mut self) -> VfsResult<()> {
-        self.store.reclaim_space(None)?;
+    pub fn compact(&self) -> VfsResult<()> {
+        self.store()?.reclaim_space(None)?;
         Ok(())
     }
 
     /// fsync(2): returns once every committed change, this file's included, is on disk.
-    pub fn fsync(&mut self) -> VfsResult<()> {
-        self.store.sync()?;
+    pub fn fsync(&self) -> VfsResult<()> {
+        self.store()?.sync()?;
         Ok(())
     }
 
     /// The blake3 hash of a file's contents, computed once and kept until the file changes.
-    pub fn content_hash(&mut self, ino: Ino) -> VfsResult<[u8; 32]> {
-        let chunk_size = self.store.chunk_size;
-        let tx = self.store.write_tx()?;
+    pub fn content_hash(&self, ino: Ino) -> VfsResult<[u8; 32]> {
+        let chunk_size = self.chunk_size;
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         if attr.kind != FileKind::File {
             return Err(VfsError::Invalid);
@@ -1016,20 +1070,15 @@ impl Vfs {
 
     // ----- extended attributes ------------------------------------------------------------
 
-    pub fn setxattr(
-        &mut self,
-        ino: Ino,
-        name: &[u8],
-        value: &[u8],
-        mode: XattrMode,
-    ) -> VfsResult<()> {
+    pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> VfsResult<()> {
         check_xattr_name(name)?;
         if value.len() > XATTR_SIZE_MAX {
             return Err(VfsError::TooBig);
         }
         let now = Timestamp::now();
-        let runner = self.runner;
-        let tx = self.store.write_tx()?;
+        let runner = self.runner();
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         rows::attr(&tx, ino)?;
         let exists = tx
             .prepare_cached("SELECT 1 FROM fs_xattr WHERE ino = ?1 AND name = ?2")?
@@ -1062,10 +1111,10 @@ impl Vfs {
         Ok(())
     }
 
-    pub fn getxattr(&mut self, ino: Ino, name: &[u8]) -> VfsResult<Vec<u8>> {
+    pub fn getxattr(&self, ino: Ino, name: &[u8]) -> VfsResult<Vec<u8>> {
         check_xattr_name(name)?;
-        let value: Option<Vec<u8>> = self
-            .store
+        let store = self.store()?;
+        let value: Option<Vec<u8>> = store
             .conn
             .prepare_cached("SELECT value FROM fs_xattr WHERE ino = ?1 AND name = ?2")?
             .query_row(params![ino.0 as i64, names::to_sql(name)], |r| r.get(0))
@@ -1073,17 +1122,17 @@ impl Vfs {
         match value {
             Some(v) => Ok(v),
             None => {
-                rows::attr(&self.store.conn, ino)?;
+                rows::attr(&store.conn, ino)?;
                 Err(VfsError::NoAttr)
             }
         }
     }
 
-    /// Attribute names of `ino`, in the order they were first set... sorted by name.
-    pub fn listxattr(&mut self, ino: Ino) -> VfsResult<Vec<Vec<u8>>> {
-        rows::attr(&self.store.conn, ino)?;
-        let mut stmt = self
-            .store
+    /// Attribute names of `ino`, sorted.
+    pub fn listxattr(&self, ino: Ino) -> VfsResult<Vec<Vec<u8>>> {
+        let store = self.store()?;
+        rows::attr(&store.conn, ino)?;
+        let mut stmt = store
             .conn
             .prepare_cached("SELECT name FROM fs_xattr WHERE ino = ?1 ORDER BY name")?;
         let names = stmt
@@ -1092,11 +1141,12 @@ impl Vfs {
         Ok(names)
     }
 
-    pub fn removexattr(&mut self, ino: Ino, name: &[u8]) -> VfsResult<()> {
+    pub fn removexattr(&self, ino: Ino, name: &[u8]) -> VfsResult<()> {
         check_xattr_name(name)?;
         let now = Timestamp::now();
-        let runner = self.runner;
-        let tx = self.store.write_tx()?;
+        let runner = self.runner();
+        let mut store = self.store()?;
+        let tx = store.write_tx()?;
         rows::attr(&tx, ino)?;
         let removed = tx
             .prepare_cached("DELETE FROM fs_xattr WHERE ino = ?1 AND name = ?2")?

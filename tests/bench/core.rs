@@ -31,7 +31,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let plain = tmp.path().join("plain");
     std::fs::create_dir(&plain).unwrap();
-    let mut vfs = Vfs::open_session(&tmp.path().join("bench.db"), OpenMode::Create).unwrap();
+    let vfs = Vfs::open_session(&tmp.path().join("bench.db"), OpenMode::Create).unwrap();
     let creds = Creds { uid: 0, gid: 0 };
     let small = vec![b's'; SMALL];
     let block: Vec<u8> = (0..IO_SIZE).map(|i| (i % 251) as u8).collect();
