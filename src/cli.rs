@@ -58,6 +58,34 @@ enum Command {
         #[command(subcommand)]
         op: KvOp,
     },
+    /// Mount a session on a directory (returns once the mount is ready; serves in the
+    /// background).
+    #[command(after_help = "The mount serves until `agentfs umount DIR`, or until the daemon gets \
+SIGINT/SIGTERM (which unmount cleanly). Its log is <session>.db.mount.log next to the database.
+If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connected\"; \
+`agentfs umount DIR` removes the dead mount.")]
+    Mount {
+        /// Session id or path to a .db file.
+        session: String,
+        /// Directory to mount on.
+        dir: PathBuf,
+        /// Stay attached: serve in this process until unmounted or interrupted.
+        #[arg(long)]
+        foreground: bool,
+        /// FUSE worker threads (each with its own database connection).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        threads: u16,
+        /// Internal: report readiness on stdout (used by the background daemon).
+        #[arg(long, hide = true)]
+        notify_ready: bool,
+    },
+    /// Unmount a directory mounted with `agentfs mount`.
+    Umount {
+        dir: PathBuf,
+        /// Detach now even if files there are still in use.
+        #[arg(long)]
+        lazy: bool,
+    },
     /// Delete a session and its database files.
     Rm {
         /// Session id or path to a .db file.
@@ -142,6 +170,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Fs { session, op } => fs(&session, op),
         Command::Kv { session, op } => kv(&session, op),
         Command::Rm { session } => rm(&session),
+        Command::Mount {
+            session,
+            dir,
+            foreground,
+            threads,
+            notify_ready,
+        } => mount(&session, &dir, foreground, threads as usize, notify_ready),
+        Command::Umount { dir, lazy } => {
+            agentfs::mount::unmount(&dir, lazy)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -320,6 +359,42 @@ fn human_size(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[unit])
     }
+}
+
+fn mount(arg: &str, dir: &std::path::Path, foreground: bool, threads: usize, notify: bool) -> Result<ExitCode> {
+    let r = SessionRef::parse(arg)?;
+    if !foreground {
+        r.require_exists()?;
+        // Open once here so that a bad session fails in the foreground with a clear message.
+        Vfs::open_session(&r.path, OpenMode::Existing)?;
+        let mut log = r.path.clone().into_os_string();
+        log.push(".mount.log");
+        agentfs::mount::spawn_daemon(arg, dir, threads, std::path::Path::new(&log))?;
+        eprintln!("mounted session {} on {}", r.id, dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = |result: Result<(), String>| {
+        if notify {
+            agentfs::mount::notify_parent(result);
+        }
+    };
+    let vfs = match r.require_exists().map_err(anyhow::Error::from).and_then(|_| {
+        Vfs::open_session(&r.path, OpenMode::Existing).map_err(anyhow::Error::from)
+    }) {
+        Ok(v) => v,
+        Err(e) => {
+            report(Err(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    let config = agentfs::mount::MountConfig {
+        threads,
+        // SAFETY: geteuid cannot fail.
+        allow_other: unsafe { libc::geteuid() } == 0,
+        fs_name: format!("agentfs:{}", r.id),
+    };
+    agentfs::mount::serve(vfs, dir, &config, report)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn rm(arg: &str) -> Result<ExitCode> {

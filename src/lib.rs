@@ -1,7 +1,9 @@
 //! agentfs: run commands on a copy-on-write view of a directory, with every change kept as
 //! rows in one SQLite database per session.
 
+pub mod fuse;
 pub mod kv;
+pub mod mount;
 pub mod session;
 pub mod store;
 pub mod vfs;

@@ -214,6 +214,40 @@ impl Vfs {
         Ok(entries)
     }
 
+    /// Like [`Vfs::readdir`], with each entry's attributes (one query for the whole batch).
+    pub fn readdir_plus(&self, dir: Ino, after: u64, limit: usize) -> VfsResult<Vec<(DirEntry, Attr)>> {
+        let mut store = self.store()?;
+        let tx = store.read_tx()?;
+        rows::dir_attr(&tx, dir)?;
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT d.id, d.name, d.ino, {} FROM fs_dentry d JOIN fs_inode i ON i.ino = d.ino \
+             WHERE d.parent_ino = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+            rows::ATTR_COLUMNS
+        ))?;
+        let entries = stmt
+            .query_map(
+                params![dir.0 as i64, after as i64, limit.min(i64::MAX as usize) as i64],
+                |r| {
+                    let ino = Ino(r.get::<_, i64>(2)? as u64);
+                    let attr = rows::attr_from_row(r, 3, ino)?;
+                    let entry = DirEntry {
+                        offset: r.get::<_, i64>(0)? as u64,
+                        name: names::from_sql(r.get_ref(1)?)?,
+                        ino,
+                        kind: attr.kind,
+                    };
+                    Ok((entry, attr))
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(entries)
+    }
+
+    /// The directory that holds directory `dir` (the root for the root).
+    pub fn parent_of(&self, dir: Ino) -> VfsResult<Ino> {
+        rows::parent_of_dir(&self.store()?.conn, dir)
+    }
+
     /// Resolves an absolute path (relative paths start at the root too). Symlinks in the
     /// middle are followed; the last component is followed only with `follow`.
     pub fn resolve(&self, path: &[u8], follow: bool) -> VfsResult<Ino> {
@@ -278,16 +312,26 @@ impl Vfs {
         let runner = self.runner();
         let mut store = self.store()?;
         let tx = store.write_tx()?;
-        rows::dir_attr(&tx, parent)?;
+        let parent_attr = rows::dir_attr(&tx, parent)?;
         if rows::child(&tx, parent, name)?.is_some() {
             return Err(VfsError::Exists);
         }
         let is_dir = kind == FileKind::Dir;
+        // A set-group-ID directory hands its group to new entries, and its bit to new
+        // subdirectories (inode_init_owner() in Linux).
+        let mut perm = perm & 0o7777;
+        let mut gid = creds.gid;
+        if parent_attr.perm & libc::S_ISGID != 0 {
+            gid = parent_attr.gid;
+            if is_dir {
+                perm |= libc::S_ISGID;
+            }
+        }
         let new = rows::NewInode {
-            mode: kind.type_bits() | (perm & 0o7777),
+            mode: kind.type_bits() | perm,
             nlink: if is_dir { 2 } else { 1 },
             uid: creds.uid,
-            gid: creds.gid,
+            gid,
             rdev,
             size: symlink_target.map_or(0, |t| t.len() as u64),
         };

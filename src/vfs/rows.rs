@@ -7,8 +7,9 @@ use super::error::{VfsError, VfsResult};
 use super::names;
 use super::types::{Attr, FileKind, Ino, Timestamp};
 
-const ATTR_COLUMNS: &str = "SELECT mode, nlink, uid, gid, size, atime, atime_nsec, mtime, \
-     mtime_nsec, ctime, ctime_nsec, rdev FROM fs_inode WHERE ino = ?1";
+/// The `fs_inode` columns [`attr_from_row`] reads, in its order.
+pub const ATTR_COLUMNS: &str = "i.mode, i.nlink, i.uid, i.gid, i.size, i.atime, i.atime_nsec, \
+     i.mtime, i.mtime_nsec, i.ctime, i.ctime_nsec, i.rdev";
 
 fn ts(sec: i64, nsec: i64) -> Timestamp {
     Timestamp {
@@ -17,44 +18,37 @@ fn ts(sec: i64, nsec: i64) -> Timestamp {
     }
 }
 
-/// The attributes of `ino`, or `NotFound`.
-pub fn attr(conn: &Connection, ino: Ino) -> VfsResult<Attr> {
-    let mut stmt = conn.prepare_cached(ATTR_COLUMNS)?;
-    let row = stmt
-        .query_row([ino.0 as i64], |r| {
-            let mode: i64 = r.get(0)?;
-            Ok((
-                mode as u32,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                ts(r.get(5)?, r.get(6)?),
-                ts(r.get(7)?, r.get(8)?),
-                ts(r.get(9)?, r.get(10)?),
-                r.get::<_, i64>(11)?,
-            ))
-        })
-        .optional()?;
-    let (mode, nlink, uid, gid, size, atime, mtime, ctime, rdev) = row.ok_or(VfsError::NotFound)?;
-    // A type we do not know (a foreign writer's bug) reads as a regular file rather than failing
-    // every listing of its directory.
-    let kind = FileKind::from_mode(mode).unwrap_or(FileKind::File);
-    let size = size.max(0) as u64;
+/// Builds an [`Attr`] from [`ATTR_COLUMNS`] starting at column `first` of `r`.
+pub fn attr_from_row(r: &rusqlite::Row<'_>, first: usize, ino: Ino) -> rusqlite::Result<Attr> {
+    let col = |i: usize| first + i;
+    let mode = r.get::<_, i64>(col(0))? as u32;
+    let size = r.get::<_, i64>(col(4))?.max(0) as u64;
     Ok(Attr {
         ino,
-        kind,
+        // A type we do not know (a foreign writer's bug) reads as a regular file rather
+        // than failing every listing of its directory.
+        kind: FileKind::from_mode(mode).unwrap_or(FileKind::File),
         perm: mode & 0o7777,
-        nlink: nlink.max(0) as u32,
-        uid: uid as u32,
-        gid: gid as u32,
+        nlink: r.get::<_, i64>(col(1))?.max(0) as u32,
+        uid: r.get::<_, i64>(col(2))? as u32,
+        gid: r.get::<_, i64>(col(3))? as u32,
         size,
         blocks: size.div_ceil(512),
-        rdev: rdev as u32,
-        atime,
-        mtime,
-        ctime,
+        atime: ts(r.get(col(5))?, r.get(col(6))?),
+        mtime: ts(r.get(col(7))?, r.get(col(8))?),
+        ctime: ts(r.get(col(9))?, r.get(col(10))?),
+        rdev: r.get::<_, i64>(col(11))? as u32,
     })
+}
+
+/// The attributes of `ino`, or `NotFound`.
+pub fn attr(conn: &Connection, ino: Ino) -> VfsResult<Attr> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ATTR_COLUMNS} FROM fs_inode i WHERE i.ino = ?1"
+    ))?;
+    stmt.query_row([ino.0 as i64], |r| attr_from_row(r, 0, ino))
+        .optional()?
+        .ok_or(VfsError::NotFound)
 }
 
 /// The inode a name in `parent` points at, if any.

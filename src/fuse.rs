@@ -1,0 +1,678 @@
+//! The FUSE adapter: decodes kernel requests, calls the core, encodes the replies.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
+};
+
+use crate::vfs::{
+    Attr, Creds, FileKind, Fh, Ino, RenameFlags, SetAttr, TimeSet, Timestamp, Vfs, VfsError,
+    XattrMode,
+};
+
+/// How long the kernel may trust names and attributes without asking again. Changes made
+/// through this mount are seen at once; changes made by other processes writing the database
+/// directly show up after at most this long.
+const TTL: Duration = Duration::from_secs(1);
+
+/// Directory offsets: 1 and 2 follow "." and ".."; entry cookies are dentry ids shifted by 2.
+const DOT_OFFSETS: u64 = 2;
+
+/// Entries fetched from the database per readdir batch.
+const READDIR_BATCH: usize = 512;
+
+/// A session served to the kernel.
+pub struct AgentFs {
+    vfs: Vfs,
+}
+
+impl AgentFs {
+    pub fn new(vfs: Vfs) -> AgentFs {
+        AgentFs { vfs }
+    }
+}
+
+fn to_system_time(t: Timestamp) -> SystemTime {
+    if t.sec >= 0 {
+        UNIX_EPOCH + Duration::new(t.sec as u64, t.nsec)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs()) + Duration::from_nanos(t.nsec as u64)
+    }
+}
+
+fn from_system_time(t: SystemTime) -> Timestamp {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Timestamp {
+            sec: d.as_secs() as i64,
+            nsec: d.subsec_nanos(),
+        },
+        Err(e) => {
+            let d = e.duration();
+            let mut sec = -(d.as_secs() as i64);
+            let mut nsec = d.subsec_nanos();
+            if nsec > 0 {
+                sec -= 1;
+                nsec = 1_000_000_000 - nsec;
+            }
+            Timestamp { sec, nsec }
+        }
+    }
+}
+
+fn file_type(kind: FileKind) -> FileType {
+    match kind {
+        FileKind::File => FileType::RegularFile,
+        FileKind::Dir => FileType::Directory,
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDevice => FileType::CharDevice,
+        FileKind::BlockDevice => FileType::BlockDevice,
+    }
+}
+
+fn file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino.0),
+        size: a.size,
+        blocks: a.blocks,
+        atime: to_system_time(a.atime),
+        mtime: to_system_time(a.mtime),
+        ctime: to_system_time(a.ctime),
+        crtime: UNIX_EPOCH,
+        kind: file_type(a.kind),
+        perm: a.perm as u16,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+fn time_set(t: TimeOrNow) -> TimeSet {
+    match t {
+        TimeOrNow::Now => TimeSet::Now,
+        TimeOrNow::SpecificTime(t) => TimeSet::At(from_system_time(t)),
+    }
+}
+
+/// The errno for a core error; storage failures are logged here, once, with the operation.
+fn errno(op: &str, ino: u64, e: VfsError) -> Errno {
+    if let VfsError::Store(inner) = &e {
+        eprintln!("agentfs: {op} on inode {ino} failed: {inner}");
+    }
+    Errno::from_i32(e.errno())
+}
+
+fn creds(req: &Request) -> Creds {
+    Creds {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn kind_from_mode(mode: u32) -> Option<FileKind> {
+    FileKind::from_mode(mode)
+}
+
+/// Answers a getxattr/listxattr request: the size when asked for it, else the bytes.
+fn reply_sized(reply: ReplyXattr, size: u32, data: &[u8]) {
+    if size == 0 {
+        reply.size(data.len() as u32);
+    } else if data.len() > size as usize {
+        reply.error(Errno::from_i32(libc::ERANGE));
+    } else {
+        reply.data(data);
+    }
+}
+
+impl Filesystem for AgentFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Each is best effort: an older kernel without a feature still mounts.
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_AUTO_INVAL_DATA
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            | InitFlags::FUSE_BIG_WRITES
+            | InitFlags::FUSE_ASYNC_READ;
+        let _ = config.add_capabilities(wanted & config.capabilities());
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        // Unmount: give the space of deleted files back now.
+        if let Err(e) = self.vfs.compact() {
+            eprintln!("agentfs: could not compact the session at unmount: {e}");
+        }
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.vfs.lookup(Ino(parent.0), name.as_bytes()) {
+            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Err(e) => reply.error(errno("lookup", parent.0, e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.vfs.getattr(Ino(ino.0)) {
+            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+            Err(e) => reply.error(errno("getattr", ino.0, e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(time_set),
+            mtime: mtime.map(time_set),
+        };
+        match self.vfs.setattr(Ino(ino.0), &set) {
+            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+            Err(e) => reply.error(errno("setattr", ino.0, e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.vfs.readlink(Ino(ino.0)) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(errno("readlink", ino.0, e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let Some(kind) = kind_from_mode(mode) else {
+            return reply.error(Errno::from_i32(libc::EINVAL));
+        };
+        match self
+            .vfs
+            .mknod(Ino(parent.0), name.as_bytes(), kind, mode, rdev, creds(req))
+        {
+            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Err(e) => reply.error(errno("mknod", parent.0, e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        match self
+            .vfs
+            .mkdir(Ino(parent.0), name.as_bytes(), mode, creds(req))
+        {
+            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Err(e) => reply.error(errno("mkdir", parent.0, e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.vfs.unlink(Ino(parent.0), name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("unlink", parent.0, e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.vfs.rmdir(Ino(parent.0), name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("rmdir", parent.0, e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        match self.vfs.symlink(
+            Ino(parent.0),
+            link_name.as_bytes(),
+            target.as_os_str().as_bytes(),
+            creds(req),
+        ) {
+            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Err(e) => reply.error(errno("symlink", parent.0, e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if flags.contains(fuser::RenameFlags::RENAME_WHITEOUT) {
+            return reply.error(Errno::from_i32(libc::EINVAL));
+        }
+        let flags = RenameFlags {
+            noreplace: flags.contains(fuser::RenameFlags::RENAME_NOREPLACE),
+            exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
+        };
+        match self.vfs.rename(
+            Ino(parent.0),
+            name.as_bytes(),
+            Ino(newparent.0),
+            newname.as_bytes(),
+            flags,
+        ) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("rename", parent.0, e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        match self
+            .vfs
+            .link(Ino(ino.0), Ino(newparent.0), newname.as_bytes())
+        {
+            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Err(e) => reply.error(errno("link", ino.0, e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // The page cache stays valid across opens; FUSE_AUTO_INVAL_DATA drops it when the
+        // kernel sees a new mtime or size.
+        match self.vfs.open(Ino(ino.0)) {
+            Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(errno("open", ino.0, e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.vfs.read(Fh(fh.0), offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno("read", ino.0, e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.vfs.write(Fh(fh.0), offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(errno("write", ino.0, e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Every write is committed when it returns: nothing is buffered to flush.
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.vfs.release(Fh(fh.0)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("release", ino.0, e)),
+        }
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.vfs.fsync() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("fsync", ino.0, e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.vfs.getattr(Ino(ino.0)) {
+            Ok(a) if a.kind == FileKind::Dir => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(_) => reply.error(Errno::from_i32(libc::ENOTDIR)),
+            Err(e) => reply.error(errno("opendir", ino.0, e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let dir = Ino(ino.0);
+        if offset < 1 && reply.add(ino, 1, FileType::Directory, ".") {
+            return reply.ok();
+        }
+        if offset < 2 {
+            let parent = match self.vfs.parent_of(dir) {
+                Ok(p) => p,
+                Err(e) => return reply.error(errno("readdir", ino.0, e)),
+            };
+            if reply.add(INodeNo(parent.0), 2, FileType::Directory, "..") {
+                return reply.ok();
+            }
+        }
+        let mut after = offset.saturating_sub(DOT_OFFSETS);
+        loop {
+            let batch = match self.vfs.readdir(dir, after, READDIR_BATCH) {
+                Ok(b) => b,
+                Err(e) => return reply.error(errno("readdir", ino.0, e)),
+            };
+            let done = batch.len() < READDIR_BATCH;
+            for e in batch {
+                let name = OsStr::from_bytes(&e.name);
+                if reply.add(
+                    INodeNo(e.ino.0),
+                    e.offset + DOT_OFFSETS,
+                    file_type(e.kind),
+                    name,
+                ) {
+                    return reply.ok();
+                }
+                after = e.offset;
+            }
+            if done {
+                return reply.ok();
+            }
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let dir = Ino(ino.0);
+        if offset < 2 {
+            let this = match self.vfs.getattr(dir) {
+                Ok(a) => a,
+                Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
+            };
+            if offset < 1 && reply.add(ino, 1, ".", &TTL, &file_attr(&this), Generation(0)) {
+                return reply.ok();
+            }
+            let parent = match self.vfs.parent_of(dir).and_then(|p| self.vfs.getattr(p)) {
+                Ok(a) => a,
+                Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
+            };
+            if reply.add(
+                INodeNo(parent.ino.0),
+                2,
+                "..",
+                &TTL,
+                &file_attr(&parent),
+                Generation(0),
+            ) {
+                return reply.ok();
+            }
+        }
+        let mut after = offset.saturating_sub(DOT_OFFSETS);
+        loop {
+            let batch = match self.vfs.readdir_plus(dir, after, READDIR_BATCH) {
+                Ok(b) => b,
+                Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
+            };
+            let done = batch.len() < READDIR_BATCH;
+            for (e, attr) in batch {
+                let name = OsStr::from_bytes(&e.name);
+                if reply.add(
+                    INodeNo(e.ino.0),
+                    e.offset + DOT_OFFSETS,
+                    name,
+                    &TTL,
+                    &file_attr(&attr),
+                    Generation(0),
+                ) {
+                    return reply.ok();
+                }
+                after = e.offset;
+            }
+            if done {
+                return reply.ok();
+            }
+        }
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.vfs.fsync() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("fsyncdir", ino.0, e)),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        match self.vfs.statfs() {
+            Ok(s) => reply.statfs(
+                s.blocks,
+                s.blocks_free,
+                s.blocks_available,
+                s.files,
+                s.files_free,
+                s.block_size,
+                s.name_max,
+                s.block_size,
+            ),
+            Err(e) => reply.error(errno("statfs", ino.0, e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let mode = if flags & libc::XATTR_CREATE != 0 {
+            XattrMode::Create
+        } else if flags & libc::XATTR_REPLACE != 0 {
+            XattrMode::Replace
+        } else {
+            XattrMode::Any
+        };
+        match self
+            .vfs
+            .setxattr(Ino(ino.0), name.as_bytes(), value, mode)
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("setxattr", ino.0, e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.vfs.getxattr(Ino(ino.0), name.as_bytes()) {
+            Ok(v) => reply_sized(reply, size, &v),
+            Err(e) => reply.error(errno("getxattr", ino.0, e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.vfs.listxattr(Ino(ino.0)) {
+            Ok(names) => {
+                let mut list = Vec::new();
+                for n in names {
+                    list.extend_from_slice(&n);
+                    list.push(0);
+                }
+                reply_sized(reply, size, &list);
+            }
+            Err(e) => reply.error(errno("listxattr", ino.0, e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.vfs.removexattr(Ino(ino.0), name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("removexattr", ino.0, e)),
+        }
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        // The kernel checks permissions itself (default_permissions).
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self
+            .vfs
+            .create(Ino(parent.0), name.as_bytes(), mode, creds(req))
+        {
+            Ok((a, fh)) => reply.created(
+                &TTL,
+                &file_attr(&a),
+                Generation(0),
+                FileHandle(fh.0),
+                FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Err(e) => reply.error(errno("create", parent.0, e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        match self.vfs.fallocate(Ino(ino.0), offset, length, mode) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("fallocate", ino.0, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_before_1970_round_trip() {
+        for t in [
+            Timestamp { sec: -1, nsec: 5 },
+            Timestamp { sec: 0, nsec: 0 },
+            Timestamp { sec: 1_700_000_000, nsec: 999_999_999 },
+            Timestamp { sec: -86_400 * 365, nsec: 0 },
+        ] {
+            assert_eq!(from_system_time(to_system_time(t)), t);
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Mounting a session: serving it with FUSE until unmounted or signalled, and unmounting.
+
+use std::ffi::CString;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::fuse::AgentFs;
+use crate::vfs::Vfs;
+
+/// How the mount is served.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    /// FUSE worker threads, each with its own database connection.
+    pub threads: usize,
+    /// Let every user (not only the mounting one) use the mount.
+    pub allow_other: bool,
+    /// Name shown as the mount's source in /proc/mounts.
+    pub fs_name: String,
+}
+
+/// The filesystem type in the mount table (`fuse.agentfs`).
+pub const SUBTYPE: &str = "agentfs";
+
+/// Whether `dir` is a mount point of a FUSE filesystem, from /proc/self/mountinfo.
+pub fn fuse_mount_at(dir: &Path) -> Option<String> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut found = None;
+    for line in info.lines() {
+        let (left, right) = line.split_once(" - ")?;
+        let mount_point = unescape(left.split(' ').nth(4)?);
+        let fstype = right.split(' ').next()?;
+        if Path::new(&mount_point) == dir {
+            // The last mount on a directory is the visible one.
+            found = Some(fstype.to_string());
+        }
+    }
+    found.filter(|t| t == "fuse" || t.starts_with("fuse."))
+}
+
+/// Undoes the octal escapes (`\040` for a space) of /proc/self/mountinfo.
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn check_mount_point(dir: &Path) -> Result<PathBuf> {
+    let meta = std::fs::metadata(dir).with_context(|| {
+        format!(
+            "mount point {} is not usable; create it with `mkdir -p {}`",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    if !meta.is_dir() {
+        bail!("mount point {} is not a directory", dir.display());
+    }
+    if fuse_mount_at(dir).is_some() {
+        bail!(
+            "{} is already a FUSE mount point; unmount it first with `agentfs umount {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(std::fs::canonicalize(dir)?)
+}
+
+/// Mounts `vfs` on `dir` and serves it in this process until it is unmounted or the process
+/// gets SIGINT, SIGTERM or SIGHUP (which unmount it). `ready` is called once the mount is
+/// in place (or with the error that prevented it).
+pub fn serve(vfs: Vfs, dir: &Path, config: &MountConfig, ready: impl FnOnce(Result<(), String>)) -> Result<()> {
+    let dir = match check_mount_point(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            ready(Err(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    let mut options = vec![
+        fuser::MountOption::FSName(config.fs_name.clone()),
+        fuser::MountOption::Subtype(SUBTYPE.to_string()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoAtime,
+        fuser::MountOption::Dev,
+        fuser::MountOption::Suid,
+    ];
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        options.retain(|o| !matches!(o, fuser::MountOption::Dev | fuser::MountOption::Suid));
+    }
+    let mut fuse_config = fuser::Config::default();
+    fuse_config.mount_options = options;
+    fuse_config.n_threads = Some(config.threads.max(1));
+    fuse_config.clone_fd = true;
+    fuse_config.acl = if config.allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    let session = match fuser::Session::new(AgentFs::new(vfs), &dir, &fuse_config) {
+        Ok(s) => s,
+        Err(e) => {
+            let e = explain_mount_error(&dir, e);
+            ready(Err(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    let mut session = session;
+    let mut unmounter = session.unmount_callable();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("cannot install signal handlers")?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            if let Err(e) = unmounter.unmount() {
+                eprintln!("agentfs: unmount on signal failed: {e}");
+            }
+        }
+    });
+    ready(Ok(()));
+    session
+        .run()
+        .with_context(|| format!("serving {} failed", dir.display()))?;
+    Ok(())
+}
+
+fn explain_mount_error(dir: &Path, e: io::Error) -> anyhow::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::ENOENT) if !Path::new("/dev/fuse").exists() => {
+            "/dev/fuse is missing: load the module (`modprobe fuse`) or run where FUSE is available"
+        }
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            "not allowed to mount: run as root, or install fuse3 (fusermount3) for user mounts"
+        }
+        _ if e.kind() == io::ErrorKind::NotFound => {
+            "neither mount(2) (needs root) nor fusermount3 (package fuse3) is available"
+        }
+        _ => "check that FUSE works here (`ls -l /dev/fuse`) and that the directory is not in use",
+    };
+    anyhow!("cannot mount on {}: {e}; {hint}", dir.display())
+}
+
+/// Starts `agentfs mount --foreground` for `session` as a detached daemon and waits until it
+/// reports the mount ready (or fails). Its log goes to `log`.
+pub fn spawn_daemon(session: &str, dir: &Path, threads: usize, log: &Path) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the agentfs executable")?;
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open the mount log {}", log.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["mount", "--foreground", "--notify-ready", "--threads"])
+        .arg(threads.to_string())
+        .arg(session)
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file);
+    // SAFETY: setsid is async-signal-safe; it detaches the daemon from our terminal so a
+    // Ctrl-C there does not reach it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the mount daemon")?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    match line.trim_end() {
+        "ready" => Ok(()),
+        msg if msg.starts_with("error: ") => {
+            let _ = child.wait();
+            bail!("{}", &msg["error: ".len()..])
+        }
+        _ => {
+            let status = child.wait()?;
+            bail!(
+                "the mount daemon exited ({status}) before the mount was ready; see {}",
+                log.display()
+            )
+        }
+    }
+}
+
+/// Tells the parent of a daemon (through stdout) that the mount is ready or failed, then
+/// points stdout at /dev/null so later output cannot fail on a closed pipe.
+pub fn notify_parent(result: Result<(), String>) {
+    let mut out = io::stdout().lock();
+    let _ = match result {
+        Ok(()) => writeln!(out, "ready"),
+        Err(e) => writeln!(out, "error: {}", e.replace('\n', " ")),
+    };
+    let _ = out.flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto stdout with a valid open descriptor.
+        unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
+    }
+}
+
+/// Unmounts the FUSE mount at `dir`. `lazy` detaches it even while files there are in use.
+pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
+    if fuse_mount_at(dir).is_none() {
+        bail!("{} is not a FUSE mount point; nothing to unmount", dir.display());
+    }
+    let target = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let c = CString::new(target.as_os_str().as_bytes())?;
+        let flags = if lazy { libc::MNT_DETACH } else { 0 };
+        // SAFETY: `c` is a valid C string.
+        if unsafe { libc::umount2(c.as_ptr(), flags) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                bail!(
+                    "{} is busy: a process has files or its working directory there; \
+                     close them, or pass --lazy to detach it now",
+                    dir.display()
+                );
+            }
+            bail!("cannot unmount {}: {e}", dir.display());
+        }
+        return Ok(());
+    }
+    let mut cmd = Command::new("fusermount3");
+    cmd.arg("-u");
+    if lazy {
+        cmd.arg("-z");
+    }
+    let out = cmd
+        .arg(&target)
+        .output()
+        .map_err(|e| anyhow!("cannot run fusermount3 ({e}); install fuse3 or unmount as root"))?;
+    if !out.status.success() {
+        bail!(
+            "fusermount3 could not unmount {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape(r"/tmp/a\040b"), "/tmp/a b");
+        assert_eq!(unescape(r"/plain"), "/plain");
+        assert_eq!(unescape(r"/x\134y"), r"/x\y");
+    }
+}
