@@ -60,10 +60,12 @@ enum Command {
     },
     /// Mount a session on a directory (returns once the mount is ready; serves in the
     /// background).
-    #[command(after_help = "The mount serves until `agentfs umount DIR`, or until the daemon gets \
+    #[command(
+        after_help = "The mount serves until `agentfs umount DIR`, or until the daemon gets \
 SIGINT/SIGTERM (which unmount cleanly). Its log is <session>.db.mount.log next to the database.
 If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connected\"; \
-`agentfs umount DIR` removes the dead mount.")]
+`agentfs umount DIR` removes the dead mount."
+    )]
     Mount {
         /// Session id or path to a .db file.
         session: String,
@@ -361,7 +363,13 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-fn mount(arg: &str, dir: &std::path::Path, foreground: bool, threads: usize, notify: bool) -> Result<ExitCode> {
+fn mount(
+    arg: &str,
+    dir: &std::path::Path,
+    foreground: bool,
+    threads: usize,
+    notify: bool,
+) -> Result<ExitCode> {
     let r = SessionRef::parse(arg)?;
     if !foreground {
         r.require_exists()?;
@@ -369,8 +377,12 @@ fn mount(arg: &str, dir: &std::path::Path, foreground: bool, threads: usize, not
         Vfs::open_session(&r.path, OpenMode::Existing)?;
         let mut log = r.path.clone().into_os_string();
         log.push(".mount.log");
-        agentfs::mount::spawn_daemon(arg, dir, threads, std::path::Path::new(&log))?;
-        eprintln!("mounted session {} on {}", r.id, dir.display());
+        let pid = agentfs::mount::spawn_daemon(arg, dir, threads, std::path::Path::new(&log))?;
+        eprintln!(
+            "mounted session {} on {} (daemon pid {pid})",
+            r.id,
+            dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let report = |result: Result<(), String>| {
@@ -378,9 +390,11 @@ fn mount(arg: &str, dir: &std::path::Path, foreground: bool, threads: usize, not
             agentfs::mount::notify_parent(result);
         }
     };
-    let vfs = match r.require_exists().map_err(anyhow::Error::from).and_then(|_| {
-        Vfs::open_session(&r.path, OpenMode::Existing).map_err(anyhow::Error::from)
-    }) {
+    let vfs = match r
+        .require_exists()
+        .map_err(anyhow::Error::from)
+        .and_then(|_| Vfs::open_session(&r.path, OpenMode::Existing).map_err(anyhow::Error::from))
+    {
         Ok(v) => v,
         Err(e) => {
             report(Err(format!("{e:#}")));

@@ -13,7 +13,7 @@ use fuser::{
 };
 
 use crate::vfs::{
-    Attr, Creds, FileKind, Fh, Ino, RenameFlags, SetAttr, TimeSet, Timestamp, Vfs, VfsError,
+    Attr, Creds, Fh, FileKind, Ino, RenameFlags, SetAttr, TimeSet, Timestamp, Vfs, VfsError,
     XattrMode,
 };
 
@@ -576,10 +576,7 @@ impl Filesystem for AgentFs {
         } else {
             XattrMode::Any
         };
-        match self
-            .vfs
-            .setxattr(Ino(ino.0), name.as_bytes(), value, mode)
-        {
+        match self.vfs.setxattr(Ino(ino.0), name.as_bytes(), value, mode) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("setxattr", ino.0, e)),
         }
@@ -669,8 +666,14 @@ mod tests {
         for t in [
             Timestamp { sec: -1, nsec: 5 },
             Timestamp { sec: 0, nsec: 0 },
-            Timestamp { sec: 1_700_000_000, nsec: 999_999_999 },
-            Timestamp { sec: -86_400 * 365, nsec: 0 },
+            Timestamp {
+                sec: 1_700_000_000,
+                nsec: 999_999_999,
+            },
+            Timestamp {
+                sec: -86_400 * 365,
+                nsec: 0,
+            },
         ] {
             assert_eq!(from_system_time(to_system_time(t)), t);
         }

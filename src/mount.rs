@@ -51,7 +51,9 @@ fn unescape(field: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
@@ -88,7 +90,12 @@ fn check_mount_point(dir: &Path) -> Result<PathBuf> {
 /// Mounts `vfs` on `dir` and serves it in this process until it is unmounted or the process
 /// gets SIGINT, SIGTERM or SIGHUP (which unmount it). `ready` is called once the mount is
 /// in place (or with the error that prevented it).
-pub fn serve(vfs: Vfs, dir: &Path, config: &MountConfig, ready: impl FnOnce(Result<(), String>)) -> Result<()> {
+pub fn serve(
+    vfs: Vfs,
+    dir: &Path,
+    config: &MountConfig,
+    ready: impl FnOnce(Result<(), String>),
+) -> Result<()> {
     let dir = match check_mount_point(dir) {
         Ok(d) => d,
         Err(e) => {
@@ -164,8 +171,8 @@ fn explain_mount_error(dir: &Path, e: io::Error) -> anyhow::Error {
 }
 
 /// Starts `agentfs mount --foreground` for `session` as a detached daemon and waits until it
-/// reports the mount ready (or fails). Its log goes to `log`.
-pub fn spawn_daemon(session: &str, dir: &Path, threads: usize, log: &Path) -> Result<()> {
+/// reports the mount ready (or fails); returns the daemon's pid. Its log goes to `log`.
+pub fn spawn_daemon(session: &str, dir: &Path, threads: usize, log: &Path) -> Result<u32> {
     let exe = std::env::current_exe().context("cannot find the agentfs executable")?;
     let log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -193,7 +200,7 @@ pub fn spawn_daemon(session: &str, dir: &Path, threads: usize, log: &Path) -> Re
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     match line.trim_end() {
-        "ready" => Ok(()),
+        "ready" => Ok(child.id()),
         msg if msg.starts_with("error: ") => {
             let _ = child.wait();
             bail!("{}", &msg["error: ".len()..])
@@ -227,7 +234,10 @@ pub fn notify_parent(result: Result<(), String>) {
 /// Unmounts the FUSE mount at `dir`. `lazy` detaches it even while files there are in use.
 pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
     if fuse_mount_at(dir).is_none() {
-        bail!("{} is not a FUSE mount point; nothing to unmount", dir.display());
+        bail!(
+            "{} is not a FUSE mount point; nothing to unmount",
+            dir.display()
+        );
     }
     let target = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     // SAFETY: geteuid cannot fail.

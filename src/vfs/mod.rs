@@ -215,7 +215,12 @@ impl Vfs {
     }
 
     /// Like [`Vfs::readdir`], with each entry's attributes (one query for the whole batch).
-    pub fn readdir_plus(&self, dir: Ino, after: u64, limit: usize) -> VfsResult<Vec<(DirEntry, Attr)>> {
+    pub fn readdir_plus(
+        &self,
+        dir: Ino,
+        after: u64,
+        limit: usize,
+    ) -> VfsResult<Vec<(DirEntry, Attr)>> {
         let mut store = self.store()?;
         let tx = store.read_tx()?;
         rows::dir_attr(&tx, dir)?;
@@ -226,7 +231,11 @@ impl Vfs {
         ))?;
         let entries = stmt
             .query_map(
-                params![dir.0 as i64, after as i64, limit.min(i64::MAX as usize) as i64],
+                params![
+                    dir.0 as i64,
+                    after as i64,
+                    limit.min(i64::MAX as usize) as i64
+                ],
                 |r| {
                     let ino = Ino(r.get::<_, i64>(2)? as u64);
                     let attr = rows::attr_from_row(r, 3, ino)?;

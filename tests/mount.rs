@@ -1,0 +1,415 @@
+//! Real FUSE mounts (root and /dev/fuse are required; CI has both): the mount must behave as a
+//! local filesystem for ordinary programs, and the database must stay queryable meanwhile.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentfs");
+
+/// A session mounted by `agentfs mount` in a temporary home; unmounted on drop.
+struct Mounted {
+    home: tempfile::TempDir,
+    dir: PathBuf,
+    pid: u32,
+}
+
+impl Mounted {
+    fn new() -> Mounted {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("mnt");
+        fs::create_dir(&dir).unwrap();
+        let mut m = Mounted { home, dir, pid: 0 };
+        m.agentfs(&["init", "s"]);
+        let out = m.agentfs(&["mount", "s", m.dir.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let pid = stderr
+            .rsplit("daemon pid ")
+            .next()
+            .and_then(|s| s.trim().trim_end_matches(')').parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {stderr:?}"));
+        m.pid = pid;
+        m
+    }
+
+    fn agentfs(&self, args: &[&str]) -> std::process::Output {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("AGENTFS_HOME", self.home.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "agentfs {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.home.path().join("s.db")
+    }
+
+    fn is_mounted(&self) -> bool {
+        agentfs::mount::fuse_mount_at(&self.dir).is_some()
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.is_mounted() {
+            let _ = Command::new(BIN)
+                .args(["umount", "--lazy", self.dir.to_str().unwrap()])
+                .status();
+        }
+    }
+}
+
+/// Polls `cond` until it holds or `limit` passes.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+#[test]
+fn files_written_through_the_mount_land_in_the_database() {
+    let m = Mounted::new();
+    fs::create_dir_all(m.p("src/deep")).unwrap();
+    fs::write(m.p("src/deep/main.rs"), "fn main() {}\n").unwrap();
+    std::os::unix::fs::symlink("deep/main.rs", m.p("src/link")).unwrap();
+    fs::hard_link(m.p("src/deep/main.rs"), m.p("hard")).unwrap();
+    assert_eq!(
+        fs::read_to_string(m.p("src/link")).unwrap(),
+        "fn main() {}\n"
+    );
+    assert_eq!(fs::metadata(m.p("hard")).unwrap().nlink(), 2);
+    let mut names: Vec<_> = fs::read_dir(m.p("src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["deep", "link"]);
+    fs::rename(m.p("src/deep"), m.p("moved")).unwrap();
+    let cat = m.agentfs(&["fs", "s", "cat", "/moved/main.rs"]);
+    assert_eq!(cat.stdout, b"fn main() {}\n");
+    let journal: Vec<String> = {
+        let conn = rusqlite::Connection::open(m.db()).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT op || ' ' || path FROM fs_change ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(
+        journal.contains(&"rename /moved".to_string()),
+        "{journal:?}"
+    );
+    assert!(
+        journal.contains(&"create /src/deep/main.rs".to_string()),
+        "{journal:?}"
+    );
+}
+
+#[test]
+fn open_flags_append_trunc_excl_and_direct() {
+    let m = Mounted::new();
+    let p = m.p("f");
+    fs::write(&p, "abc").unwrap();
+    let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+    f.write_all(b"def").unwrap();
+    let mut g = OpenOptions::new().append(true).open(&p).unwrap();
+    g.write_all(b"ghi").unwrap();
+    f.write_all(b"jkl").unwrap();
+    assert_eq!(fs::read_to_string(&p).unwrap(), "abcdefghijkl");
+    OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().len(), 0);
+    let err = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&p)
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
+    // O_DIRECT: aligned I/O works and reads back what was written.
+    let layout = std::alloc::Layout::from_size_align(8192, 4096).unwrap();
+    // SAFETY: the layout is non-zero; the buffer is freed below.
+    let buf = unsafe { std::alloc::alloc_zeroed(layout) };
+    // SAFETY: `buf` points at 8192 writable bytes.
+    let slice = unsafe { std::slice::from_raw_parts_mut(buf, 8192) };
+    slice.fill(7);
+    let d = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&p)
+        .unwrap();
+    d.write_all_at(slice, 4096).unwrap();
+    slice.fill(0);
+    d.read_exact_at(slice, 4096).unwrap();
+    assert!(slice.iter().all(|&b| b == 7));
+    // SAFETY: allocated above with the same layout.
+    unsafe { std::alloc::dealloc(buf, layout) };
+    assert_eq!(fs::metadata(&p).unwrap().len(), 12288);
+}
+
+#[test]
+fn shared_writable_mmap_reaches_the_file() {
+    let m = Mounted::new();
+    let p = m.p("mapped");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    f.set_len(8192).unwrap();
+    // SAFETY: mapping 8192 bytes of a file of that size; unmapped below.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            8192,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(
+        addr,
+        libc::MAP_FAILED,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: the mapping is 8192 bytes long and writable.
+    let map = unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, 8192) };
+    map[..5].copy_from_slice(b"hello");
+    map[5000..5005].copy_from_slice(b"world");
+    // SAFETY: msync/munmap of the mapping made above.
+    unsafe {
+        assert_eq!(libc::msync(addr, 8192, libc::MS_SYNC), 0);
+        assert_eq!(libc::munmap(addr, 8192), 0);
+    }
+    drop(f);
+    let data = fs::read(&p).unwrap();
+    assert_eq!(&data[..5], b"hello");
+    assert_eq!(&data[5000..5005], b"world");
+    let cat = m.agentfs(&["fs", "s", "cat", "/mapped"]);
+    assert_eq!(&cat.stdout[5000..5005], b"world");
+}
+
+#[test]
+fn large_sparse_files_beyond_4_gib() {
+    let m = Mounted::new();
+    let p = m.p("big");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    let far = 5u64 << 30;
+    f.write_all_at(b"tail", far).unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().len(), far + 4);
+    let mut buf = [1u8; 4];
+    f.read_exact_at(&mut buf, far).unwrap();
+    assert_eq!(&buf, b"tail");
+    f.read_exact_at(&mut buf, 3u64 << 30).unwrap();
+    assert_eq!(buf, [0; 4], "holes read as zeros");
+    let mut f2 = File::open(&p).unwrap();
+    f2.seek(SeekFrom::End(-4)).unwrap();
+    let mut s = String::new();
+    f2.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "tail");
+    assert!(
+        agentfs::session::size_on_disk(&m.db()) < 16 << 20,
+        "holes take no space"
+    );
+}
+
+#[test]
+fn flock_and_fcntl_locks_conflict_as_on_a_local_fs() {
+    let m = Mounted::new();
+    let p = m.p("lockme");
+    fs::write(&p, "x").unwrap();
+    let a = File::open(&p).unwrap();
+    let b = File::open(&p).unwrap();
+    // SAFETY: flock on open descriptors.
+    unsafe {
+        assert_eq!(libc::flock(a.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB), 0);
+        assert_eq!(
+            libc::flock(b.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB),
+            -1
+        );
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EWOULDBLOCK)
+        );
+        assert_eq!(libc::flock(a.as_raw_fd(), libc::LOCK_UN), 0);
+        assert_eq!(libc::flock(b.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB), 0);
+    }
+    // fcntl locks are per process: hold one here, try from another process.
+    let w = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as i16;
+    lock.l_whence = libc::SEEK_SET as i16;
+    // SAFETY: F_SETLK with a valid flock struct.
+    assert_eq!(
+        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETLK, &lock) },
+        0
+    );
+    let try_lock = |path: &Path| {
+        Command::new("python3")
+            .args([
+                "-c",
+                "import fcntl,sys\nf=open(sys.argv[1],'r+')\ntry:\n fcntl.lockf(f,fcntl.LOCK_EX|fcntl.LOCK_NB)\nexcept OSError:\n sys.exit(3)",
+            ])
+            .arg(path)
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(try_lock(&p), Some(3), "another process must see the lock");
+    drop(w);
+    assert_eq!(try_lock(&p), Some(0), "closing the file releases the lock");
+}
+
+#[test]
+fn two_processes_write_while_sqlite_is_queried() {
+    let m = Mounted::new();
+    fs::create_dir(m.p("out")).unwrap();
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let dir = m.p("out");
+            std::thread::spawn(move || {
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "for i in $(seq 1 200); do printf 'w{w} %s' $i > '{}/w{w}-'$i || exit 1; done",
+                        dir.display()
+                    ))
+                    .status()
+                    .unwrap()
+            })
+        })
+        .collect();
+    // Meanwhile a separate connection reads the live database.
+    let conn = rusqlite::Connection::open(m.db()).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut counts = Vec::new();
+    while writers.iter().any(|w| !w.is_finished()) {
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM fs_inode", [], |r| r.get(0))
+            .unwrap();
+        counts.push(n);
+    }
+    for w in writers {
+        assert!(w.join().unwrap().success());
+    }
+    assert!(!counts.is_empty());
+    assert!(
+        counts.windows(2).all(|c| c[0] <= c[1]),
+        "counts only grow: {counts:?}"
+    );
+    let files: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM fs_dentry WHERE parent_ino = (SELECT ino FROM fs_dentry WHERE name = 'out')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(files, 400);
+    assert_eq!(fs::read_to_string(m.p("out/w1-200")).unwrap(), "w1 200");
+}
+
+#[test]
+fn sigterm_unmounts_cleanly() {
+    let m = Mounted::new();
+    fs::write(m.p("kept"), "data").unwrap();
+    // SAFETY: signalling our own daemon.
+    unsafe { libc::kill(m.pid as i32, libc::SIGTERM) };
+    assert!(
+        wait_for(Duration::from_secs(10), || !m.is_mounted()),
+        "still mounted"
+    );
+    let out = m.agentfs(&["fs", "s", "cat", "/kept"]);
+    assert_eq!(out.stdout, b"data");
+}
+
+#[test]
+fn killed_daemon_fails_fast_and_umount_recovers() {
+    let m = Mounted::new();
+    // SAFETY: signalling our own daemon.
+    unsafe { libc::kill(m.pid as i32, libc::SIGKILL) };
+    // Accesses fail (ENOTCONN or ECONNABORTED, by kernel version) instead of hanging.
+    let dir = m.dir.clone();
+    let probe =
+        std::thread::spawn(move || fs::read_dir(&dir).map(|_| ()).map_err(|e| e.raw_os_error()));
+    assert!(
+        wait_for(Duration::from_secs(10), || probe.is_finished()),
+        "ls hangs on a dead mount"
+    );
+    let err = probe.join().unwrap().unwrap_err();
+    assert!(
+        matches!(err, Some(libc::ENOTCONN | libc::ECONNABORTED)),
+        "{err:?}"
+    );
+    m.agentfs(&["umount", m.dir.to_str().unwrap()]);
+    assert!(!m.is_mounted());
+    fs::read_dir(&m.dir).unwrap();
+}
+
+#[test]
+fn mount_and_umount_errors_are_clear() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("AGENTFS_HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["init", "s"]).status.success());
+    let missing = home.path().join("nope");
+    let out = run(&["mount", "s", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mkdir -p"),
+        "{out:?}"
+    );
+    let out = run(&["mount", "ghost", home.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agentfs init ghost"));
+    let out = run(&["umount", home.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a FUSE mount point"));
+    // Mounting twice on one directory is refused.
+    let dir = home.path().join("mnt");
+    fs::create_dir(&dir).unwrap();
+    assert!(run(&["mount", "s", dir.to_str().unwrap()]).status.success());
+    let out = run(&["mount", "s", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already a FUSE mount point"));
+    assert!(run(&["umount", dir.to_str().unwrap()]).status.success());
+    assert!(agentfs::mount::fuse_mount_at(&dir).is_none());
+}
