@@ -111,7 +111,8 @@ CREATE TABLE IF NOT EXISTS fs_change (
   op TEXT NOT NULL,
   ino INTEGER,
   path TEXT,
-  old_path TEXT
+  old_path TEXT,
+  pid INTEGER
 );
 CREATE INDEX IF NOT EXISTS fs_change_by_path ON fs_change(path);
 

@@ -77,6 +77,10 @@ If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connec
         /// FUSE worker threads (each with its own database connection).
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         threads: u16,
+        /// Seconds the kernel may cache names and attributes (changes by other processes
+        /// are pushed to it sooner through the change journal).
+        #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+        cache_ttl: f64,
         /// Internal: report readiness on stdout (used by the background daemon).
         #[arg(long, hide = true)]
         notify_ready: bool,
@@ -177,8 +181,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dir,
             foreground,
             threads,
+            cache_ttl,
             notify_ready,
-        } => mount(&session, &dir, foreground, threads as usize, notify_ready),
+        } => mount(
+            &session,
+            &dir,
+            foreground,
+            threads as usize,
+            cache_ttl,
+            notify_ready,
+        ),
         Command::Umount { dir, lazy } => {
             agentfs::mount::unmount(&dir, lazy)?;
             Ok(ExitCode::SUCCESS)
@@ -368,16 +380,26 @@ fn mount(
     dir: &std::path::Path,
     foreground: bool,
     threads: usize,
+    cache_ttl: f64,
     notify: bool,
 ) -> Result<ExitCode> {
     let r = SessionRef::parse(arg)?;
+    if !(0.0..=3600.0).contains(&cache_ttl) {
+        bail!("--cache-ttl {cache_ttl} is out of range; give seconds from 0 to 3600");
+    }
     if !foreground {
         r.require_exists()?;
         // Open once here so that a bad session fails in the foreground with a clear message.
         Vfs::open_session(&r.path, OpenMode::Existing)?;
         let mut log = r.path.clone().into_os_string();
         log.push(".mount.log");
-        let pid = agentfs::mount::spawn_daemon(arg, dir, threads, std::path::Path::new(&log))?;
+        let args = [
+            "--threads".to_string(),
+            threads.to_string(),
+            "--cache-ttl".to_string(),
+            cache_ttl.to_string(),
+        ];
+        let pid = agentfs::mount::spawn_daemon(arg, dir, &args, std::path::Path::new(&log))?;
         eprintln!(
             "mounted session {} on {} (daemon pid {pid})",
             r.id,
@@ -406,6 +428,7 @@ fn mount(
         // SAFETY: geteuid cannot fail.
         allow_other: unsafe { libc::geteuid() } == 0,
         fs_name: format!("agentfs:{}", r.id),
+        ttl: std::time::Duration::from_secs_f64(cache_ttl),
     };
     agentfs::mount::serve(vfs, dir, &config, report)?;
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -17,10 +18,11 @@ use crate::vfs::{
     XattrMode,
 };
 
-/// How long the kernel may trust names and attributes without asking again. Changes made
-/// through this mount are seen at once; changes made by other processes writing the database
-/// directly show up after at most this long.
-const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may trust names and attributes without asking again, by default.
+/// Changes made through this mount are seen at once; changes other processes record in the
+/// journal are pushed to the kernel by the mount's watcher; anything else (hand edits with
+/// sqlite3) shows up after at most this long.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
 /// Directory offsets: 1 and 2 follow "." and ".."; entry cookies are dentry ids shifted by 2.
 const DOT_OFFSETS: u64 = 2;
@@ -30,12 +32,13 @@ const READDIR_BATCH: usize = 512;
 
 /// A session served to the kernel.
 pub struct AgentFs {
-    vfs: Vfs,
+    vfs: Arc<Vfs>,
+    ttl: Duration,
 }
 
 impl AgentFs {
-    pub fn new(vfs: Vfs) -> AgentFs {
-        AgentFs { vfs }
+    pub fn new(vfs: Arc<Vfs>, ttl: Duration) -> AgentFs {
+        AgentFs { vfs, ttl }
     }
 }
 
@@ -160,14 +163,14 @@ impl Filesystem for AgentFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.vfs.lookup(Ino(parent.0), name.as_bytes()) {
-            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno("lookup", parent.0, e)),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.vfs.getattr(Ino(ino.0)) {
-            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+            Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
             Err(e) => reply.error(errno("getattr", ino.0, e)),
         }
     }
@@ -199,7 +202,7 @@ impl Filesystem for AgentFs {
             mtime: mtime.map(time_set),
         };
         match self.vfs.setattr(Ino(ino.0), &set) {
-            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+            Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
             Err(e) => reply.error(errno("setattr", ino.0, e)),
         }
     }
@@ -228,7 +231,7 @@ impl Filesystem for AgentFs {
             .vfs
             .mknod(Ino(parent.0), name.as_bytes(), kind, mode, rdev, creds(req))
         {
-            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno("mknod", parent.0, e)),
         }
     }
@@ -246,7 +249,7 @@ impl Filesystem for AgentFs {
             .vfs
             .mkdir(Ino(parent.0), name.as_bytes(), mode, creds(req))
         {
-            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno("mkdir", parent.0, e)),
         }
     }
@@ -279,7 +282,7 @@ impl Filesystem for AgentFs {
             target.as_os_str().as_bytes(),
             creds(req),
         ) {
-            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno("symlink", parent.0, e)),
         }
     }
@@ -325,7 +328,7 @@ impl Filesystem for AgentFs {
             .vfs
             .link(Ino(ino.0), Ino(newparent.0), newname.as_bytes())
         {
-            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno("link", ino.0, e)),
         }
     }
@@ -484,7 +487,7 @@ impl Filesystem for AgentFs {
                 Ok(a) => a,
                 Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
             };
-            if offset < 1 && reply.add(ino, 1, ".", &TTL, &file_attr(&this), Generation(0)) {
+            if offset < 1 && reply.add(ino, 1, ".", &self.ttl, &file_attr(&this), Generation(0)) {
                 return reply.ok();
             }
             let parent = match self.vfs.parent_of(dir).and_then(|p| self.vfs.getattr(p)) {
@@ -495,7 +498,7 @@ impl Filesystem for AgentFs {
                 INodeNo(parent.ino.0),
                 2,
                 "..",
-                &TTL,
+                &self.ttl,
                 &file_attr(&parent),
                 Generation(0),
             ) {
@@ -515,7 +518,7 @@ impl Filesystem for AgentFs {
                     INodeNo(e.ino.0),
                     e.offset + DOT_OFFSETS,
                     name,
-                    &TTL,
+                    &self.ttl,
                     &file_attr(&attr),
                     Generation(0),
                 ) {
@@ -630,7 +633,7 @@ impl Filesystem for AgentFs {
             .create(Ino(parent.0), name.as_bytes(), mode, creds(req))
         {
             Ok((a, fh)) => reply.created(
-                &TTL,
+                &self.ttl,
                 &file_attr(&a),
                 Generation(0),
                 FileHandle(fh.0),

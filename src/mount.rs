@@ -6,6 +6,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -21,6 +24,8 @@ pub struct MountConfig {
     pub allow_other: bool,
     /// Name shown as the mount's source in /proc/mounts.
     pub fs_name: String,
+    /// How long the kernel caches names and attributes.
+    pub ttl: Duration,
 }
 
 /// The filesystem type in the mount table (`fuse.agentfs`).
@@ -124,14 +129,17 @@ pub fn serve(
     } else {
         fuser::SessionACL::Owner
     };
-    let session = match fuser::Session::new(AgentFs::new(vfs), &dir, &fuse_config) {
-        Ok(s) => s,
-        Err(e) => {
-            let e = explain_mount_error(&dir, e);
-            ready(Err(format!("{e:#}")));
-            return Err(e);
-        }
-    };
+    let vfs = Arc::new(vfs);
+    let start_seq = vfs.last_change_seq().unwrap_or(0);
+    let session =
+        match fuser::Session::new(AgentFs::new(vfs.clone(), config.ttl), &dir, &fuse_config) {
+            Ok(s) => s,
+            Err(e) => {
+                let e = explain_mount_error(&dir, e);
+                ready(Err(format!("{e:#}")));
+                return Err(e);
+            }
+        };
     let mut session = session;
     let mut unmounter = session.unmount_callable();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -141,17 +149,79 @@ pub fn serve(
     ])
     .context("cannot install signal handlers")?;
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            if let Err(e) = unmounter.unmount() {
-                eprintln!("agentfs: unmount on signal failed: {e}");
-            }
+        if signals.forever().next().is_some()
+            && let Err(e) = unmounter.unmount()
+        {
+            eprintln!("agentfs: unmount on signal failed: {e}");
         }
     });
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (vfs, notifier, stop) = (vfs.clone(), session.notifier(), stop.clone());
+        std::thread::spawn(move || watch_foreign_changes(&vfs, &notifier, start_seq, &stop))
+    };
     ready(Ok(()));
-    session
-        .run()
-        .with_context(|| format!("serving {} failed", dir.display()))?;
+    let result = session.run();
+    stop.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    result.with_context(|| format!("serving {} failed", dir.display()))?;
     Ok(())
+}
+
+/// How often a mount looks for changes other processes made to its session.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Keeps the kernel's caches true to the database when other processes (another mount of the
+/// same session, `agentfs fs`) change it: their journal rows name the inodes and paths whose
+/// cached attributes, pages and names must go.
+fn watch_foreign_changes(vfs: &Vfs, notifier: &fuser::Notifier, mut seen: i64, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(WATCH_INTERVAL);
+        let last = match vfs.last_change_seq() {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("agentfs: watching for changes failed: {e}");
+                continue;
+            }
+        };
+        while seen < last {
+            let rows = match vfs.foreign_changes_since(seen, 1024) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("agentfs: reading the change journal failed: {e}");
+                    break;
+                }
+            };
+            if rows.is_empty() {
+                seen = last;
+                break;
+            }
+            for row in &rows {
+                invalidate(vfs, notifier, row);
+            }
+            seen = rows.last().map_or(last, |r| r.seq);
+        }
+    }
+}
+
+/// Drops what the kernel caches about one foreign change. Errors mean the kernel did not
+/// have it cached, which is fine.
+fn invalidate(vfs: &Vfs, notifier: &fuser::Notifier, row: &crate::vfs::JournalRow) {
+    if let Some(ino) = row.ino {
+        let _ = notifier.inval_inode(fuser::INodeNo(ino.0), 0, 0);
+    }
+    for path in [&row.path, &row.old_path].into_iter().flatten() {
+        let cut = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        let (dir, name) = (&path[..cut], &path[cut + 1..]);
+        if name.is_empty() {
+            continue;
+        }
+        if let Ok(parent) = vfs.resolve(dir, true) {
+            let _ =
+                notifier.inval_entry(fuser::INodeNo(parent.0), std::ffi::OsStr::from_bytes(name));
+            let _ = notifier.inval_inode(fuser::INodeNo(parent.0), 0, 0);
+        }
+    }
 }
 
 fn explain_mount_error(dir: &Path, e: io::Error) -> anyhow::Error {
@@ -172,7 +242,7 @@ fn explain_mount_error(dir: &Path, e: io::Error) -> anyhow::Error {
 
 /// Starts `agentfs mount --foreground` for `session` as a detached daemon and waits until it
 /// reports the mount ready (or fails); returns the daemon's pid. Its log goes to `log`.
-pub fn spawn_daemon(session: &str, dir: &Path, threads: usize, log: &Path) -> Result<u32> {
+pub fn spawn_daemon(session: &str, dir: &Path, extra_args: &[String], log: &Path) -> Result<u32> {
     let exe = std::env::current_exe().context("cannot find the agentfs executable")?;
     let log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -180,8 +250,8 @@ pub fn spawn_daemon(session: &str, dir: &Path, threads: usize, log: &Path) -> Re
         .open(log)
         .with_context(|| format!("cannot open the mount log {}", log.display()))?;
     let mut cmd = Command::new(exe);
-    cmd.args(["mount", "--foreground", "--notify-ready", "--threads"])
-        .arg(threads.to_string())
+    cmd.args(["mount", "--foreground", "--notify-ready"])
+        .args(extra_args)
         .arg(session)
         .arg(dir)
         .stdin(Stdio::null())

@@ -20,12 +20,18 @@ struct Mounted {
 
 impl Mounted {
     fn new() -> Mounted {
+        Mounted::with_args(&[])
+    }
+
+    fn with_args(extra: &[&str]) -> Mounted {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join("mnt");
         fs::create_dir(&dir).unwrap();
         let mut m = Mounted { home, dir, pid: 0 };
         m.agentfs(&["init", "s"]);
-        let out = m.agentfs(&["mount", "s", m.dir.to_str().unwrap()]);
+        let mut args = vec!["mount", "s", m.dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = m.agentfs(&args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let pid = stderr
             .rsplit("daemon pid ")
@@ -71,6 +77,16 @@ impl Drop for Mounted {
                 .status();
         }
     }
+}
+
+/// Size from stat(2). Unlike `fs::metadata` (statx asking for every field, which makes FUSE
+/// skip its attribute cache), this is served from the kernel's cache while it is valid.
+fn plain_stat_size(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a zeroed stat buffer and a valid C string.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::stat(c.as_ptr(), &mut st) } == 0).then_some(st.st_size as u64)
 }
 
 /// Polls `cond` until it holds or `limit` passes.
@@ -412,4 +428,50 @@ fn mount_and_umount_errors_are_clear() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already a FUSE mount point"));
     assert!(run(&["umount", dir.to_str().unwrap()]).status.success());
     assert!(agentfs::mount::fuse_mount_at(&dir).is_none());
+}
+
+#[test]
+fn changes_by_other_processes_reach_the_kernel_cache_before_the_ttl() {
+    // A TTL far longer than the test: only the journal watcher can make the change visible.
+    let m = Mounted::with_args(&["--cache-ttl", "600"]);
+    fs::write(m.p("shared.txt"), "old contents").unwrap();
+    fs::create_dir(m.p("dir")).unwrap();
+    assert_eq!(
+        fs::read_to_string(m.p("shared.txt")).unwrap(),
+        "old contents"
+    );
+    assert!(fs::metadata(m.p("dir/new")).is_err());
+    // Prime the kernel's attribute cache with a plain stat.
+    assert_eq!(plain_stat_size(&m.p("shared.txt")), Some(12));
+    // Another process (the CLI) changes the session directly.
+    m.agentfs(&[
+        "fs",
+        "s",
+        "write",
+        "/shared.txt",
+        "--data",
+        "new contents, longer",
+    ]);
+    m.agentfs(&["fs", "s", "write", "/dir/new", "--data", "x"]);
+    let new_len = "new contents, longer".len() as u64;
+    eprintln!("DEBUG size now {:?}", plain_stat_size(&m.p("shared.txt")));
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            plain_stat_size(&m.p("shared.txt")) == Some(new_len)
+        }),
+        "the mount still reports the old size"
+    );
+    assert_eq!(
+        fs::read_to_string(m.p("shared.txt")).unwrap(),
+        "new contents, longer"
+    );
+    assert_eq!(fs::read_to_string(m.p("dir/new")).unwrap(), "x");
+    m.agentfs(&["fs", "s", "rm", "/shared.txt"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || plain_stat_size(
+            &m.p("shared.txt")
+        )
+        .is_none()),
+        "a file removed by another process is still visible"
+    );
 }

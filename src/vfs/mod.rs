@@ -252,6 +252,47 @@ impl Vfs {
         Ok(entries)
     }
 
+    /// The newest journal sequence number (0 for an empty journal).
+    pub fn last_change_seq(&self) -> VfsResult<i64> {
+        Ok(self.store()?.conn.query_row(
+            "SELECT coalesce(max(seq), 0) FROM fs_change",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Journal rows after `seq` written by other processes, oldest first, at most `limit`:
+    /// what a mount must invalidate in the kernel's caches.
+    pub fn foreign_changes_since(&self, seq: i64, limit: usize) -> VfsResult<Vec<JournalRow>> {
+        let store = self.store()?;
+        let mut stmt = store.conn.prepare_cached(
+            "SELECT seq, ino, path, old_path FROM fs_change \
+             WHERE seq > ?1 AND pid IS NOT ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let opt_name = |v: rusqlite::types::ValueRef<'_>| match v {
+            rusqlite::types::ValueRef::Null => Ok(None),
+            other => names::from_sql(other).map(Some),
+        };
+        let rows = stmt
+            .query_map(
+                params![
+                    seq,
+                    std::process::id() as i64,
+                    limit.min(i64::MAX as usize) as i64
+                ],
+                |r| {
+                    Ok(JournalRow {
+                        seq: r.get(0)?,
+                        ino: r.get::<_, Option<i64>>(1)?.map(|i| Ino(i as u64)),
+                        path: opt_name(r.get_ref(2)?)?,
+                        old_path: opt_name(r.get_ref(3)?)?,
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// The directory that holds directory `dir` (the root for the root).
     pub fn parent_of(&self, dir: Ino) -> VfsResult<Ino> {
         rows::parent_of_dir(&self.store()?.conn, dir)

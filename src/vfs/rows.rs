@@ -267,7 +267,8 @@ pub fn journal(
     c: Change<'_>,
 ) -> VfsResult<()> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO fs_change (time_ns, runner_id, op, ino, path, old_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO fs_change (time_ns, runner_id, op, ino, path, old_path, pid) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     stmt.execute(params![
         now.as_nanos(),
@@ -276,6 +277,7 @@ pub fn journal(
         c.ino.map(|i| i.0 as i64),
         c.path.map(names::to_sql),
         c.old_path.map(names::to_sql),
+        std::process::id() as i64,
     ])?;
     Ok(())
 }

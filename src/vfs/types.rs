@@ -163,3 +163,12 @@ pub enum XattrMode {
     /// XATTR_REPLACE: fail with ENODATA if it does not.
     Replace,
 }
+
+/// A change journal row, as a mount needs it to invalidate caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalRow {
+    pub seq: i64,
+    pub ino: Option<Ino>,
+    pub path: Option<Vec<u8>>,
+    pub old_path: Option<Vec<u8>>,
+}
