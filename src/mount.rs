@@ -130,6 +130,8 @@ pub fn serve(
         fuser::SessionACL::Owner
     };
     let vfs = Arc::new(vfs);
+    vfs.use_background_maintenance()
+        .context("cannot set up background maintenance")?;
     let start_seq = vfs.last_change_seq().unwrap_or(0);
     let session =
         match fuser::Session::new(AgentFs::new(vfs.clone(), config.ttl), &dir, &fuse_config) {
@@ -160,12 +162,33 @@ pub fn serve(
         let (vfs, notifier, stop) = (vfs.clone(), session.notifier(), stop.clone());
         std::thread::spawn(move || watch_foreign_changes(&vfs, &notifier, start_seq, &stop))
     };
+    let maintainer = {
+        let (vfs, stop) = (vfs.clone(), stop.clone());
+        std::thread::spawn(move || maintain(&vfs, &stop))
+    };
     ready(Ok(()));
     let result = session.run();
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
+    let _ = maintainer.join();
     result.with_context(|| format!("serving {} failed", dir.display()))?;
     Ok(())
+}
+
+/// How often the maintenance thread checks the WAL size and the free pages.
+const MAINTAIN_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Checkpoints and gives space back off the request path, while the mount is idle or busy.
+fn maintain(vfs: &Vfs, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        match vfs.maintain() {
+            // More to do: go on at once.
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => eprintln!("agentfs: background maintenance failed: {e}"),
+        }
+        std::thread::sleep(MAINTAIN_INTERVAL);
+    }
 }
 
 /// How often a mount looks for changes other processes made to its session.

@@ -556,3 +556,32 @@ fn deleting_files_gives_space_back_to_the_disk() {
         "database still {after} bytes after deleting its only file"
     );
 }
+
+#[test]
+fn with_background_maintenance_deletes_leave_reclaiming_to_maintain() {
+    let (_d, vfs) = new_fs();
+    vfs.use_background_maintenance().unwrap();
+    let ino = file(&vfs, b"big", b"");
+    let fh = vfs.open(ino).unwrap();
+    for i in 0..256u64 {
+        vfs.write(fh, i << 17, &[3u8; 1 << 17]).unwrap();
+    }
+    vfs.release(fh).unwrap();
+    let free = |vfs: &Vfs| -> i64 {
+        vfs.store()
+            .unwrap()
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap()
+    };
+    vfs.unlink(Ino::ROOT, b"big").unwrap();
+    let before = free(&vfs);
+    assert!(before > 8000, "the delete reclaimed inline: {before}");
+    let mut rounds = 0;
+    while vfs.maintain().unwrap() {
+        rounds += 1;
+        assert!(rounds < 100, "maintenance does not converge");
+    }
+    assert!(rounds >= 2, "work is split into bounded rounds: {rounds}");
+    assert!(free(&vfs) < agentfs::store::RECLAIM_THRESHOLD_PAGES);
+}

@@ -127,12 +127,13 @@ impl Store {
     /// over them. With `None` it reclaims everything and shrinks the file at once (for
     /// unmount and tools). Databases created without incremental auto-vacuum (foreign ones)
     /// are left alone.
-    pub fn reclaim_space(&mut self, budget: Option<u32>) -> rusqlite::Result<()> {
+    /// Returns whether it gave anything back.
+    pub fn reclaim_space(&mut self, budget: Option<u32>) -> rusqlite::Result<bool> {
         let free: i64 = self
             .conn
             .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
         if free == 0 || budget.is_some() && free < RECLAIM_THRESHOLD_PAGES {
-            return Ok(());
+            return Ok(false);
         }
         let tx = self.write_tx()?;
         {
@@ -149,7 +150,25 @@ impl Store {
             self.conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Copies the WAL back into the database (without waiting for readers or writers) once it
+    /// holds more than [`CHECKPOINT_WAL_BYTES`]; returns how many frames were still waiting.
+    pub fn checkpoint_if_large(&mut self) -> rusqlite::Result<i64> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if size < CHECKPOINT_WAL_BYTES {
+            return Ok(0);
+        }
+        // Returns (busy, frames in the WAL, frames checkpointed, now and before).
+        let (log, done): (i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })?;
+        Ok((log - done).max(0))
     }
 
     /// Makes every committed operation durable: commits one tiny transaction with
@@ -211,6 +230,17 @@ pub const RECLAIM_THRESHOLD_PAGES: i64 = 4096;
 
 /// Pages each delete gives back once over the threshold (2 MiB): bounded extra work per call.
 pub const RECLAIM_BUDGET_PAGES: u32 = 512;
+
+/// Pages one round of background maintenance gives back (8 MiB), so it holds the write lock
+/// only briefly.
+pub const MAINTENANCE_BUDGET_PAGES: u32 = 2048;
+
+/// WAL size from which background maintenance checkpoints.
+pub const CHECKPOINT_WAL_BYTES: u64 = 8 << 20;
+
+/// With background maintenance, connections checkpoint by themselves only when the WAL gets
+/// this large (256 MiB): a safety net should the maintenance thread fall behind.
+pub const BACKGROUND_AUTOCHECKPOINT_PAGES: i64 = 65536;
 
 fn is_empty(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)", [], |r| {

@@ -14,7 +14,7 @@ pub mod types;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use rusqlite::{OptionalExtension, params};
 
@@ -62,6 +62,8 @@ pub struct Vfs {
     chunk_size: u64,
     /// Runner recorded in the journal for changes made through this instance (0 = none).
     runner: AtomicI64,
+    /// Whether a maintenance thread reclaims space (else deletes do a bounded part inline).
+    background_maintenance: AtomicBool,
     files: Mutex<OpenFiles>,
 }
 
@@ -76,6 +78,7 @@ impl Vfs {
             chunk_size: store.chunk_size,
             pool: pool::Pool::new(store),
             runner: AtomicI64::new(0),
+            background_maintenance: AtomicBool::new(false),
             files: Mutex::new(OpenFiles {
                 next_fh: 1,
                 ..OpenFiles::default()
@@ -605,7 +608,7 @@ impl Vfs {
             },
         )?;
         tx.commit()?;
-        store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+        self.after_free(&mut store)?;
         Ok(())
     }
 
@@ -651,7 +654,7 @@ impl Vfs {
             },
         )?;
         tx.commit()?;
-        store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+        self.after_free(&mut store)?;
         Ok(())
     }
 
@@ -779,7 +782,7 @@ impl Vfs {
             },
         )?;
         tx.commit()?;
-        store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+        self.after_free(&mut store)?;
         Ok(())
     }
 
@@ -861,7 +864,7 @@ impl Vfs {
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
         if set.size.is_some() {
-            store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+            self.after_free(&mut store)?;
         }
         Ok(attr)
     }
@@ -957,7 +960,7 @@ impl Vfs {
                 rows::purge_inode(&tx, ino)?;
             }
             tx.commit()?;
-            store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+            self.after_free(&mut store)?;
         }
         Ok(())
     }
@@ -1115,6 +1118,31 @@ impl Vfs {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// After an operation that freed pages: give some back now, unless a background
+    /// maintenance thread does it (mounts).
+    fn after_free(&self, store: &mut Store) -> VfsResult<()> {
+        if !self.background_maintenance.load(Ordering::Relaxed) {
+            store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
+        }
+        Ok(())
+    }
+
+    /// Hands space reclamation and WAL checkpoints to a thread that calls [`Vfs::maintain`]
+    /// (so that deletes and writes return without that work), instead of doing them inline.
+    pub fn use_background_maintenance(&self) -> VfsResult<()> {
+        self.background_maintenance.store(true, Ordering::Relaxed);
+        self.pool.set_autocheckpoint(crate::store::BACKGROUND_AUTOCHECKPOINT_PAGES)?;
+        Ok(())
+    }
+
+    /// One round of maintenance: checkpoints the WAL once it has grown, and gives a batch of
+    /// free pages back to the disk. Returns whether more reclaiming is waiting.
+    pub fn maintain(&self) -> VfsResult<bool> {
+        let mut store = self.store()?;
+        store.checkpoint_if_large()?;
+        Ok(store.reclaim_space(Some(crate::store::MAINTENANCE_BUDGET_PAGES))?)
     }
 
     /// Gives all free space back to the disk now (deletes only do it a little at a time).

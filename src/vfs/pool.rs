@@ -4,6 +4,7 @@
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::store::{OpenMode, Store, StoreError};
 
@@ -11,6 +12,8 @@ use crate::store::{OpenMode, Store, StoreError};
 pub struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Store>>,
+    /// `wal_autocheckpoint` for connections opened from now on (0 = SQLite's default).
+    autocheckpoint: AtomicI64,
 }
 
 impl Pool {
@@ -18,7 +21,17 @@ impl Pool {
         Pool {
             path: first.path.clone(),
             idle: Mutex::new(vec![first]),
+            autocheckpoint: AtomicI64::new(0),
         }
+    }
+
+    /// Sets `wal_autocheckpoint` (in pages) on every connection, idle or opened later.
+    pub fn set_autocheckpoint(&self, pages: i64) -> Result<(), StoreError> {
+        self.autocheckpoint.store(pages, Ordering::Relaxed);
+        for store in self.idle.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            store.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        }
+        Ok(())
     }
 
     /// An idle connection, or a new one when all are busy.
@@ -26,7 +39,14 @@ impl Pool {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let store = match idle {
             Some(s) => s,
-            None => Store::open(&self.path, OpenMode::Existing)?,
+            None => {
+                let store = Store::open(&self.path, OpenMode::Existing)?;
+                let pages = self.autocheckpoint.load(Ordering::Relaxed);
+                if pages > 0 {
+                    store.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+                }
+                store
+            }
         };
         Ok(Pooled {
             pool: self,

@@ -60,4 +60,6 @@ printf '%s' "$results" | while IFS='|' read -r name m p; do
     ratio=$(awk -v m="$m" -v p="$p" 'BEGIN { if (p > 0) printf "%.1fx", m / p; else print "-" }')
     printf '%-38s %8sms %8sms %8s\n' "$name" "$m" "$p" "$ratio"
 done
-echo "session database after rm -rf: $(du -sh "$AGENTFS_HOME" | cut -f1)"
+echo "session files right after rm -rf: $(du -sh "$AGENTFS_HOME" | cut -f1)"
+"$bin" umount "$mnt"
+echo "session files after unmount (space given back): $(du -sh "$AGENTFS_HOME" | cut -f1)"
