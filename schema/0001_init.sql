@@ -114,7 +114,6 @@ CREATE TABLE IF NOT EXISTS fs_change (
   old_path TEXT,
   pid INTEGER
 );
-CREATE INDEX IF NOT EXISTS fs_change_by_path ON fs_change(path);
 
 CREATE TABLE IF NOT EXISTS fs_content_hash (
   ino INTEGER PRIMARY KEY,

@@ -153,6 +153,14 @@ impl Store {
         Ok(true)
     }
 
+    /// Whether more than `pages` pages are free.
+    pub fn free_pages_exceed(&self, pages: i64) -> rusqlite::Result<bool> {
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        Ok(free > pages)
+    }
+
     /// Copies the WAL back into the database (without waiting for readers or writers) once it
     /// holds more than [`CHECKPOINT_WAL_BYTES`]; returns how many frames were still waiting.
     pub fn checkpoint_if_large(&mut self) -> rusqlite::Result<i64> {
@@ -235,6 +243,9 @@ pub const RECLAIM_BUDGET_PAGES: u32 = 512;
 /// only briefly.
 pub const MAINTENANCE_BUDGET_PAGES: u32 = 2048;
 
+/// Free pages (1 GiB) from which background maintenance reclaims even while busy.
+pub const RECLAIM_URGENT_PAGES: i64 = 262_144;
+
 /// WAL size from which background maintenance checkpoints.
 pub const CHECKPOINT_WAL_BYTES: u64 = 8 << 20;
 
@@ -259,7 +270,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     // journal_size_limit: after a checkpoint, cut the WAL back instead of keeping its peak size.
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; \
-         PRAGMA journal_size_limit = 67108864;",
+         PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -16384;",
     )?;
     Ok(())
 }

@@ -23,6 +23,9 @@ pub use error::{VfsError, VfsResult};
 use rows::Change;
 pub use types::*;
 
+/// Quiet time after which background maintenance gives space back.
+const MAINTENANCE_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How many symlinks path resolution follows before ELOOP (as Linux's MAXSYMLINKS).
 const MAX_SYMLINKS: u32 = 40;
 
@@ -64,6 +67,9 @@ pub struct Vfs {
     runner: AtomicI64,
     /// Whether a maintenance thread reclaims space (else deletes do a bounded part inline).
     background_maintenance: AtomicBool,
+    /// When this instance was opened, and its last change (ms after that).
+    started: std::time::Instant,
+    last_change_ms: std::sync::atomic::AtomicU64,
     files: Mutex<OpenFiles>,
 }
 
@@ -79,6 +85,8 @@ impl Vfs {
             pool: pool::Pool::new(store),
             runner: AtomicI64::new(0),
             background_maintenance: AtomicBool::new(false),
+            started: std::time::Instant::now(),
+            last_change_ms: std::sync::atomic::AtomicU64::new(0),
             files: Mutex::new(OpenFiles {
                 next_fh: 1,
                 ..OpenFiles::default()
@@ -91,6 +99,13 @@ impl Vfs {
     /// A database connection for direct SQL (tools, tests); returned to the pool on drop.
     pub fn store(&self) -> VfsResult<pool::Pooled<'_>> {
         Ok(self.pool.get()?)
+    }
+
+    /// The connection that makes changes. One writer per process keeps its page cache warm
+    /// (in WAL mode a connection drops its cache whenever another one has committed) and
+    /// makes threads queue on a mutex instead of SQLite's sleeping busy handler.
+    fn writer(&self) -> VfsResult<pool::Pooled<'_>> {
+        Ok(self.pool.writer()?)
     }
 
     fn files(&self) -> std::sync::MutexGuard<'_, OpenFiles> {
@@ -119,7 +134,7 @@ impl Vfs {
 
     /// Deletes inodes that lost their last name while open in a process that no longer runs.
     fn clean_orphans(&self) -> VfsResult<()> {
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         let orphans: Vec<(i64, i64)> = {
             let mut stmt = tx.prepare("SELECT ino, pid FROM fs_orphan")?;
@@ -353,6 +368,7 @@ impl Vfs {
 
     /// Creates an inode under `parent`. Shared by create/mknod/mkdir/symlink.
     fn make_node(&self, parent: Ino, name: &[u8], node: NewNode<'_>) -> VfsResult<Attr> {
+        self.touch_activity();
         let NewNode {
             kind,
             perm,
@@ -363,7 +379,7 @@ impl Vfs {
         names::check_name(name)?;
         let now = Timestamp::now();
         let runner = self.runner();
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         let parent_attr = rows::dir_attr(&tx, parent)?;
         if rows::child(&tx, parent, name)?.is_some() {
@@ -523,7 +539,7 @@ impl Vfs {
         names::check_name(new_name)?;
         let now = Timestamp::now();
         let runner = self.runner();
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         rows::dir_attr(&tx, new_parent)?;
@@ -584,7 +600,7 @@ impl Vfs {
         }
         let now = Timestamp::now();
         let runner = self.runner();
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         rows::dir_attr(&tx, parent)?;
         let ino = rows::child(&tx, parent, name)?.ok_or(VfsError::NotFound)?;
@@ -627,7 +643,7 @@ impl Vfs {
         }
         let now = Timestamp::now();
         let runner = self.runner();
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         rows::dir_attr(&tx, parent)?;
         let ino = rows::child(&tx, parent, name)?.ok_or(VfsError::NotFound)?;
@@ -676,7 +692,7 @@ impl Vfs {
         names::check_name(new_name)?;
         let now = Timestamp::now();
         let runner = self.runner();
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         rows::dir_attr(&tx, parent)?;
         rows::dir_attr(&tx, new_parent)?;
@@ -793,7 +809,7 @@ impl Vfs {
         let now = Timestamp::now();
         let runner = self.runner();
         let chunk_size = self.chunk_size;
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         let mut mtime = set.mtime;
@@ -949,7 +965,7 @@ impl Vfs {
         // Orphan rows are written only by this process for its own open files, so the
         // in-memory set says whether there is anything to free.
         if let Some(ino) = orphaned {
-            let mut store = self.store()?;
+            let mut store = self.writer()?;
             let tx = store.write_tx()?;
             let still_orphan = tx
                 .prepare_cached("SELECT 1 FROM fs_orphan WHERE ino = ?1")?
@@ -1005,10 +1021,11 @@ impl Vfs {
         journal_it: bool,
         replace: bool,
     ) -> VfsResult<()> {
+        self.touch_activity();
         let now = Timestamp::now();
         let runner = self.runner();
         let chunk_size = self.chunk_size;
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         if attr.kind != FileKind::File {
@@ -1071,7 +1088,7 @@ impl Vfs {
         let now = Timestamp::now();
         let runner = self.runner();
         let chunk_size = self.chunk_size;
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         match attr.kind {
@@ -1123,6 +1140,7 @@ impl Vfs {
     /// After an operation that freed pages: give some back now, unless a background
     /// maintenance thread does it (mounts).
     fn after_free(&self, store: &mut Store) -> VfsResult<()> {
+        self.touch_activity();
         if !self.background_maintenance.load(Ordering::Relaxed) {
             store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         }
@@ -1138,29 +1156,49 @@ impl Vfs {
     }
 
     /// One round of maintenance: checkpoints the WAL once it has grown, and gives a batch of
-    /// free pages back to the disk. Returns whether more reclaiming is waiting.
+    /// free pages back to the disk when the filesystem has been idle for a moment (giving
+    /// space back rewrites pages, which would slow a running `rm -rf`) or when very much is
+    /// free. Returns whether more reclaiming is waiting.
     pub fn maintain(&self) -> VfsResult<bool> {
-        let mut store = self.store()?;
-        store.checkpoint_if_large()?;
+        // Checkpoint on a reader connection: it does not block writers.
+        self.store()?.checkpoint_if_large()?;
+        let mut store = self.writer()?;
+        let idle = self.idle_for() >= MAINTENANCE_IDLE;
+        if !idle && !store.free_pages_exceed(crate::store::RECLAIM_URGENT_PAGES)? {
+            return Ok(false);
+        }
         Ok(store.reclaim_space(Some(crate::store::MAINTENANCE_BUDGET_PAGES))?)
+    }
+
+    /// Time since the last change through this instance.
+    fn idle_for(&self) -> std::time::Duration {
+        let last = self.last_change_ms.load(Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64;
+        std::time::Duration::from_millis(now.saturating_sub(last))
+    }
+
+    /// Notes that a change happened now (for [`Vfs::maintain`]'s idle test).
+    fn touch_activity(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_change_ms.store(now, Ordering::Relaxed);
     }
 
     /// Gives all free space back to the disk now (deletes only do it a little at a time).
     pub fn compact(&self) -> VfsResult<()> {
-        self.store()?.reclaim_space(None)?;
+        self.writer()?.reclaim_space(None)?;
         Ok(())
     }
 
     /// fsync(2): returns once every committed change, this file's included, is on disk.
     pub fn fsync(&self) -> VfsResult<()> {
-        self.store()?.sync()?;
+        self.writer()?.sync()?;
         Ok(())
     }
 
     /// The blake3 hash of a file's contents, computed once and kept until the file changes.
     pub fn content_hash(&self, ino: Ino) -> VfsResult<[u8; 32]> {
         let chunk_size = self.chunk_size;
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         let attr = rows::attr(&tx, ino)?;
         if attr.kind != FileKind::File {
@@ -1199,7 +1237,7 @@ impl Vfs {
         }
         let now = Timestamp::now();
         let runner = self.runner();
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         rows::attr(&tx, ino)?;
         let exists = tx
@@ -1267,7 +1305,7 @@ impl Vfs {
         check_xattr_name(name)?;
         let now = Timestamp::now();
         let runner = self.runner();
-        let mut store = self.store()?;
+        let mut store = self.writer()?;
         let tx = store.write_tx()?;
         rows::attr(&tx, ino)?;
         let removed = tx
