@@ -427,7 +427,7 @@ fn mount(
         threads,
         // SAFETY: geteuid cannot fail.
         allow_other: unsafe { libc::geteuid() } == 0,
-        fs_name: format!("agentfs:{}", r.id),
+        fs_name: format!("agentfs:{}:{}", r.id, std::process::id()),
         ttl: std::time::Duration::from_secs_f64(cache_ttl),
     };
     agentfs::mount::serve(vfs, dir, &config, report)?;

@@ -31,21 +31,52 @@ pub struct MountConfig {
 /// The filesystem type in the mount table (`fuse.agentfs`).
 pub const SUBTYPE: &str = "agentfs";
 
-/// Whether `dir` is a mount point of a FUSE filesystem, from /proc/self/mountinfo.
-pub fn fuse_mount_at(dir: &Path) -> Option<String> {
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+/// A FUSE mount found in the mount table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuseMount {
+    /// `fuse` or `fuse.<subtype>`.
+    pub fstype: String,
+    /// The mount's source: `agentfs:<session>:<daemon pid>` for ours.
+    pub source: String,
+}
+
+impl FuseMount {
+    /// The pid of the agentfs daemon serving this mount, if it is one of ours.
+    pub fn agentfs_pid(&self) -> Option<u32> {
+        let rest = self.source.strip_prefix("agentfs:")?;
+        rest.rsplit(':').next()?.parse().ok()
+    }
+}
+
+/// The FUSE filesystem mounted at `dir`, if any, from /proc/self/mountinfo.
+pub fn fuse_mount_at(dir: &Path) -> Option<FuseMount> {
+    // canonicalize fails on a dead FUSE mount (ENOTCONN); an absolute path still matches.
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.to_path_buf())
+    });
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let mut found = None;
     for line in info.lines() {
-        let (left, right) = line.split_once(" - ")?;
-        let mount_point = unescape(left.split(' ').nth(4)?);
-        let fstype = right.split(' ').next()?;
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(mount_point) = left.split(' ').nth(4).map(unescape) else {
+            continue;
+        };
+        let mut fields = right.split(' ');
+        let fstype = fields.next().unwrap_or_default();
+        let source = fields.next().map(unescape).unwrap_or_default();
         if Path::new(&mount_point) == dir {
             // The last mount on a directory is the visible one.
-            found = Some(fstype.to_string());
+            found = Some(FuseMount {
+                fstype: fstype.to_string(),
+                source,
+            });
         }
     }
-    found.filter(|t| t == "fuse" || t.starts_with("fuse."))
+    found.filter(|m| m.fstype == "fuse" || m.fstype.starts_with("fuse."))
 }
 
 /// Undoes the octal escapes (`\040` for a space) of /proc/self/mountinfo.
@@ -324,14 +355,19 @@ pub fn notify_parent(result: Result<(), String>) {
     }
 }
 
+/// How long `unmount` waits for the daemon to finish writing the session after unmounting.
+const DAEMON_EXIT_WAIT: Duration = Duration::from_secs(60);
+
 /// Unmounts the FUSE mount at `dir`. `lazy` detaches it even while files there are in use.
+/// For an agentfs mount it then waits until the daemon has finished writing the session, so
+/// the database is complete and compacted when this returns.
 pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
-    if fuse_mount_at(dir).is_none() {
+    let Some(mount) = fuse_mount_at(dir) else {
         bail!(
             "{} is not a FUSE mount point; nothing to unmount",
             dir.display()
         );
-    }
+    };
     let target = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
@@ -349,25 +385,59 @@ pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
             }
             bail!("cannot unmount {}: {e}", dir.display());
         }
-        return Ok(());
+    } else {
+        let mut cmd = Command::new("fusermount3");
+        cmd.arg("-u");
+        if lazy {
+            cmd.arg("-z");
+        }
+        let out = cmd.arg(&target).output().map_err(|e| {
+            anyhow!("cannot run fusermount3 ({e}); install fuse3 or unmount as root")
+        })?;
+        if !out.status.success() {
+            bail!(
+                "fusermount3 could not unmount {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
     }
-    let mut cmd = Command::new("fusermount3");
-    cmd.arg("-u");
-    if lazy {
-        cmd.arg("-z");
-    }
-    let out = cmd
-        .arg(&target)
-        .output()
-        .map_err(|e| anyhow!("cannot run fusermount3 ({e}); install fuse3 or unmount as root"))?;
-    if !out.status.success() {
-        bail!(
-            "fusermount3 could not unmount {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    if let Some(pid) = mount.agentfs_pid() {
+        wait_for_exit(pid, DAEMON_EXIT_WAIT);
     }
     Ok(())
+}
+
+/// Whether `pid` exists and is not a zombie (an exited daemon nobody has reaped yet).
+fn process_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+/// Waits (polling, up to `limit`) until process `pid` is gone.
+fn wait_for_exit(pid: u32, limit: Duration) {
+    let start = std::time::Instant::now();
+    let mut told = false;
+    while process_running(pid) {
+        if start.elapsed() > limit {
+            eprintln!(
+                "agentfs: the mount daemon (pid {pid}) is still finishing; not waiting longer"
+            );
+            return;
+        }
+        if !told && start.elapsed() > Duration::from_secs(1) {
+            eprintln!(
+                "agentfs: waiting for the mount daemon (pid {pid}) to finish writing the session..."
+            );
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[cfg(test)]

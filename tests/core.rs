@@ -584,7 +584,10 @@ fn with_background_maintenance_deletes_leave_reclaiming_to_maintain() {
     let start = std::time::Instant::now();
     let mut rounds = 0;
     while free(&vfs) >= agentfs::store::RECLAIM_THRESHOLD_PAGES {
-        assert!(start.elapsed().as_secs() < 20, "maintenance never reclaimed");
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "maintenance never reclaimed"
+        );
         if vfs.maintain().unwrap() {
             rounds += 1;
         } else {

@@ -426,8 +426,16 @@ fn mount_and_umount_errors_are_clear() {
     let out = run(&["mount", "s", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already a FUSE mount point"));
+    let mount = agentfs::mount::fuse_mount_at(&dir).unwrap();
+    let pid = mount.agentfs_pid().expect("our mounts name their daemon");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     assert!(run(&["umount", dir.to_str().unwrap()]).status.success());
     assert!(agentfs::mount::fuse_mount_at(&dir).is_none());
+    // umount returns once the daemon has finished with the session.
+    let gone = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+        .unwrap_or(true);
+    assert!(gone, "daemon {pid} still running after umount");
 }
 
 #[test]

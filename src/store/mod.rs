@@ -171,11 +171,11 @@ impl Store {
             return Ok(0);
         }
         // Returns (busy, frames in the WAL, frames checkpointed, now and before).
-        let (log, done): (i64, i64) = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get(1)?, r.get(2)?))
-            })?;
+        let (log, done): (i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(1)?, r.get(2)?))
+                })?;
         Ok((log - done).max(0))
     }
 

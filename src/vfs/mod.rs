@@ -1151,7 +1151,8 @@ impl Vfs {
     /// (so that deletes and writes return without that work), instead of doing them inline.
     pub fn use_background_maintenance(&self) -> VfsResult<()> {
         self.background_maintenance.store(true, Ordering::Relaxed);
-        self.pool.set_autocheckpoint(crate::store::BACKGROUND_AUTOCHECKPOINT_PAGES)?;
+        self.pool
+            .set_autocheckpoint(crate::store::BACKGROUND_AUTOCHECKPOINT_PAGES)?;
         Ok(())
     }
 

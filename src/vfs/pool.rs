@@ -37,10 +37,19 @@ impl Pool {
     pub fn set_autocheckpoint(&self, pages: i64) -> Result<(), StoreError> {
         self.autocheckpoint.store(pages, Ordering::Relaxed);
         for store in self.idle.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            store.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+            store
+                .conn
+                .pragma_update(None, "wal_autocheckpoint", pages)?;
         }
-        if let Some(store) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            store.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        if let Some(store) = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            store
+                .conn
+                .pragma_update(None, "wal_autocheckpoint", pages)?;
         }
         Ok(())
     }
@@ -49,7 +58,9 @@ impl Pool {
         let store = Store::open(&self.path, OpenMode::Existing)?;
         let pages = self.autocheckpoint.load(Ordering::Relaxed);
         if pages > 0 {
-            store.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+            store
+                .conn
+                .pragma_update(None, "wal_autocheckpoint", pages)?;
         }
         Ok(store)
     }
