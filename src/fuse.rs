@@ -27,8 +27,12 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// Directory offsets: 1 and 2 follow "." and ".."; entry cookies are dentry ids shifted by 2.
 const DOT_OFFSETS: u64 = 2;
 
-/// Entries fetched from the database per readdir batch.
-const READDIR_BATCH: usize = 512;
+/// Entries fetched from the database per readdir batch: about what fits in the kernel's
+/// 4 KiB reply buffer, so a request does not fetch rows it cannot send.
+const READDIR_BATCH: usize = 128;
+
+/// The same for readdirplus, whose entries carry attributes (about 160 bytes each).
+const READDIRPLUS_BATCH: usize = 32;
 
 /// A session served to the kernel.
 pub struct AgentFs {
@@ -507,11 +511,11 @@ impl Filesystem for AgentFs {
         }
         let mut after = offset.saturating_sub(DOT_OFFSETS);
         loop {
-            let batch = match self.vfs.readdir_plus(dir, after, READDIR_BATCH) {
+            let batch = match self.vfs.readdir_plus(dir, after, READDIRPLUS_BATCH) {
                 Ok(b) => b,
                 Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
             };
-            let done = batch.len() < READDIR_BATCH;
+            let done = batch.len() < READDIRPLUS_BATCH;
             for (e, attr) in batch {
                 let name = OsStr::from_bytes(&e.name);
                 if reply.add(
