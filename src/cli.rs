@@ -79,7 +79,7 @@ If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connec
         threads: u16,
         /// Seconds the kernel may cache names and attributes (changes by other processes
         /// are pushed to it sooner through the change journal).
-        #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+        #[arg(long, default_value_t = agentfs::fuse::DEFAULT_TTL_SECS, value_name = "SECS")]
         cache_ttl: f64,
         /// Internal: report readiness on stdout (used by the background daemon).
         #[arg(long, hide = true)]

@@ -18,11 +18,11 @@ use crate::vfs::{
     XattrMode,
 };
 
-/// How long the kernel may trust names and attributes without asking again, by default.
-/// Changes made through this mount are seen at once; changes other processes record in the
-/// journal are pushed to the kernel by the mount's watcher; anything else (hand edits with
-/// sqlite3) shows up after at most this long.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may trust names and attributes without asking again, by default, in
+/// seconds. Changes made through this mount are seen at once; changes other processes record
+/// in the journal are pushed to the kernel by the mount's watcher within ~100 ms; anything
+/// else (hand edits with sqlite3) shows up after at most this long.
+pub const DEFAULT_TTL_SECS: f64 = 10.0;
 
 /// Directory offsets: 1 and 2 follow "." and ".."; entry cookies are dentry ids shifted by 2.
 const DOT_OFFSETS: u64 = 2;
