@@ -27,6 +27,11 @@ pub const DEFAULT_TTL_SECS: f64 = 10.0;
 /// Directory offsets: 1 and 2 follow "." and ".."; entry cookies are dentry ids shifted by 2.
 const DOT_OFFSETS: u64 = 2;
 
+/// Flags for opened files: the page cache stays valid across opens (FUSE_AUTO_INVAL_DATA
+/// drops it when the kernel sees a new mtime or size), and close sends no FLUSH (every write
+/// is committed when it returns, so there is nothing to flush).
+const FILE_OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_KEEP_CACHE.union(FopenFlags::FOPEN_NOFLUSH);
+
 /// Entries fetched from the database per readdir batch: about what fits in the kernel's
 /// 4 KiB reply buffer, so a request does not fetch rows it cannot send.
 const READDIR_BATCH: usize = 128;
@@ -338,10 +343,8 @@ impl Filesystem for AgentFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        // The page cache stays valid across opens; FUSE_AUTO_INVAL_DATA drops it when the
-        // kernel sees a new mtime or size.
         match self.vfs.open(Ino(ino.0)) {
-            Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::FOPEN_KEEP_CACHE),
+            Ok(fh) => reply.opened(FileHandle(fh.0), FILE_OPEN_FLAGS),
             Err(e) => reply.error(errno("open", ino.0, e)),
         }
     }
@@ -425,7 +428,12 @@ impl Filesystem for AgentFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.vfs.getattr(Ino(ino.0)) {
-            Ok(a) if a.kind == FileKind::Dir => reply.opened(FileHandle(0), FopenFlags::empty()),
+            // The kernel may cache listings (FOPEN_CACHE_DIR); it drops them itself when the
+            // directory changes through this mount, and the journal watcher for other changes.
+            Ok(a) if a.kind == FileKind::Dir => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
             Ok(_) => reply.error(Errno::from_i32(libc::ENOTDIR)),
             Err(e) => reply.error(errno("opendir", ino.0, e)),
         }
@@ -641,7 +649,7 @@ impl Filesystem for AgentFs {
                 &file_attr(&a),
                 Generation(0),
                 FileHandle(fh.0),
-                FopenFlags::FOPEN_KEEP_CACHE,
+                FILE_OPEN_FLAGS,
             ),
             Err(e) => reply.error(errno("create", parent.0, e)),
         }
