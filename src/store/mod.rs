@@ -161,22 +161,38 @@ impl Store {
         Ok(free > pages)
     }
 
-    /// Copies the WAL back into the database (without waiting for readers or writers) once it
-    /// holds more than [`CHECKPOINT_WAL_BYTES`]; returns how many frames were still waiting.
-    pub fn checkpoint_if_large(&mut self) -> rusqlite::Result<i64> {
+    /// Bytes in the WAL file now.
+    pub fn wal_size(&self) -> u64 {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
-        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        if size < CHECKPOINT_WAL_BYTES {
-            return Ok(0);
-        }
-        // Returns (busy, frames in the WAL, frames checkpointed, now and before).
-        let (log, done): (i64, i64) =
+        std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Copies the WAL back into the database once it holds more than
+    /// [`CHECKPOINT_WAL_BYTES`], without waiting for readers or writers (PASSIVE).
+    pub fn checkpoint_if_large(&mut self) -> rusqlite::Result<()> {
+        if self.wal_size() >= CHECKPOINT_WAL_BYTES {
             self.conn
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                    Ok((r.get(1)?, r.get(2)?))
-                })?;
-        Ok((log - done).max(0))
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    /// Under a steady write load a passive checkpoint never catches up, so the WAL would
+    /// grow. Past [`WAL_HIGH_WATER_BYTES`] this checkpoints completely and starts the WAL
+    /// over (RESTART), waiting at most [`RESTART_WAIT`] for readers; called on the writer
+    /// connection, so this process's writers queue meanwhile. Returns whether it restarted.
+    pub fn restart_wal_if_huge(&mut self) -> rusqlite::Result<bool> {
+        if self.wal_size() < WAL_HIGH_WATER_BYTES {
+            return Ok(false);
+        }
+        self.conn.busy_timeout(RESTART_WAIT)?;
+        let result = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        // The first column is 1 when a reader or writer kept it from finishing.
+        Ok(result? == 0)
     }
 
     /// Makes every committed operation durable: commits one tiny transaction with
@@ -248,6 +264,12 @@ pub const RECLAIM_URGENT_PAGES: i64 = 262_144;
 
 /// WAL size from which background maintenance checkpoints.
 pub const CHECKPOINT_WAL_BYTES: u64 = 8 << 20;
+
+/// WAL size from which background maintenance forces a complete checkpoint.
+pub const WAL_HIGH_WATER_BYTES: u64 = 64 << 20;
+
+/// How long a forced checkpoint waits for readers before trying again later.
+const RESTART_WAIT: Duration = Duration::from_millis(200);
 
 /// With background maintenance, connections checkpoint by themselves only when the WAL gets
 /// this large (256 MiB): a safety net should the maintenance thread fall behind.

@@ -1164,6 +1164,7 @@ impl Vfs {
         // Checkpoint on a reader connection: it does not block writers.
         self.store()?.checkpoint_if_large()?;
         let mut store = self.writer()?;
+        store.restart_wal_if_huge()?;
         let idle = self.idle_for() >= MAINTENANCE_IDLE;
         if !idle && !store.free_pages_exceed(crate::store::RECLAIM_URGENT_PAGES)? {
             return Ok(false);
