@@ -302,6 +302,13 @@ fn sessions() -> Result<ExitCode> {
             .ok()
             .flatten();
             let last = one("SELECT max(time_ns) / 1000000000 FROM fs_change")?;
+            let base = base.map(|b| {
+                if std::path::Path::new(&b).is_dir() {
+                    b
+                } else {
+                    format!("{b} (missing)")
+                }
+            });
             Ok((
                 base.unwrap_or_else(|| "-".into()),
                 format_time(created),
@@ -389,8 +396,10 @@ fn mount(
     }
     if !foreground {
         r.require_exists()?;
-        // Open once here so that a bad session fails in the foreground with a clear message.
-        Vfs::open_session(&r.path, OpenMode::Existing)?;
+        // Check here too, so that a bad session fails in the foreground with a clear message.
+        let vfs = Vfs::open_session(&r.path, OpenMode::Existing)?;
+        check_base(&vfs, &r)?;
+        drop(vfs);
         let mut log = r.path.clone().into_os_string();
         log.push(".mount.log");
         let args = [
@@ -423,6 +432,10 @@ fn mount(
             return Err(e);
         }
     };
+    if let Err(e) = check_base(&vfs, &r) {
+        report(Err(format!("{e:#}")));
+        return Err(e);
+    }
     let config = agentfs::mount::MountConfig {
         threads,
         // SAFETY: geteuid cannot fail.
@@ -432,6 +445,21 @@ fn mount(
     };
     agentfs::mount::serve(vfs, dir, &config, report)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fails if the session overlays a host directory that is gone.
+fn check_base(vfs: &Vfs, r: &SessionRef) -> Result<()> {
+    if let Some(base) = vfs.store()?.base_path()?
+        && !base.is_dir()
+    {
+        bail!(
+            "the base directory {} of session {} no longer exists; restore it (or mount it \
+             back) and try again",
+            base.display(),
+            r.id
+        );
+    }
+    Ok(())
 }
 
 fn rm(arg: &str) -> Result<ExitCode> {

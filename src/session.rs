@@ -10,8 +10,13 @@ pub enum SessionError {
          not starting with '.' or '-' (or pass a path ending in .db)"
     )]
     InvalidId(String),
-    #[error("no session {id:?} (looked for {path}); create it with `agentfs init {id}`")]
-    Missing { id: String, path: PathBuf },
+    #[error("no session {id:?} (looked for {path}){hint}")]
+    Missing {
+        id: String,
+        path: PathBuf,
+        /// "; did you mean ...?" or how to create it.
+        hint: String,
+    },
     #[error(
         "no session database at {0}; pass an existing .db file or a session id \
          (list them with `agentfs sessions`)"
@@ -95,6 +100,7 @@ impl SessionRef {
             SessionError::Missing {
                 id: self.id.clone(),
                 path: self.path.clone(),
+                hint: missing_hint(&self.id, self.path.parent()),
             }
         })
     }
@@ -102,6 +108,46 @@ impl SessionRef {
     /// The session database and its WAL and shared-memory files.
     pub fn files(&self) -> Vec<PathBuf> {
         companion_files(&self.path)
+    }
+}
+
+/// The ids of the sessions in `dir`, sorted.
+pub fn list_ids(dir: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    name.strip_suffix(".db").map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// What to tell a user whose session id does not exist: the closest existing ids, else
+/// how to create it.
+fn missing_hint(id: &str, home: Option<&Path>) -> String {
+    let ids = home.map(list_ids).unwrap_or_default();
+    let mut close: Vec<(f64, &String)> = ids
+        .iter()
+        .map(|known| (strsim::jaro_winkler(id, known), known))
+        .filter(|(score, _)| *score >= 0.8)
+        .collect();
+    close.sort_by(|a, b| b.0.total_cmp(&a.0));
+    match close.as_slice() {
+        [] => format!("; create it with `agentfs init {id}`"),
+        found => {
+            let names: Vec<String> = found
+                .iter()
+                .take(3)
+                .map(|(_, n)| format!("{n:?}"))
+                .collect();
+            format!("; did you mean {}?", names.join(" or "))
+        }
     }
 }
 
@@ -151,6 +197,18 @@ mod tests {
         for good in ["demo", "my-session", "s_1.2", "A9"] {
             assert!(validate_id(good).is_ok(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn missing_ids_suggest_close_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in ["refactor-auth", "fix-login", "demo"] {
+            std::fs::write(dir.path().join(format!("{id}.db")), b"").unwrap();
+        }
+        let hint = missing_hint("refactor-aut", Some(dir.path()));
+        assert!(hint.contains("did you mean \"refactor-auth\""), "{hint}");
+        let hint = missing_hint("zzz", Some(dir.path()));
+        assert!(hint.contains("agentfs init zzz"), "{hint}");
     }
 
     #[test]

@@ -332,3 +332,103 @@ fn broken_pipe_exits_quietly() {
         "no error for a closed pipe"
     );
 }
+
+#[test]
+fn misspelled_session_suggests_close_ids() {
+    let h = Home::new();
+    h.ok(&["init", "refactor-auth"]);
+    h.ok(&["init", "demo"]);
+    h.cmd(&["fs", "refactor-aut", "ls"])
+        .assert()
+        .code(1)
+        .stderr(contains("did you mean \"refactor-auth\"?"));
+}
+
+#[test]
+fn damaged_database_names_fsck() {
+    let h = Home::new();
+    h.ok(&["init", "s"]);
+    for i in 0..50 {
+        h.ok(&["fs", "s", "write", &format!("/f{i}"), "--data", "some data"]);
+    }
+    let db = h.path("s.db");
+    // Checkpoint everything into the main file, then smash its pages after the first.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in bytes[4096..].iter_mut() {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    h.cmd(&["fs", "s", "ls"])
+        .assert()
+        .code(1)
+        .stderr(contains("is damaged").and(contains("agentfs fsck")));
+}
+
+#[test]
+fn read_only_database_is_refused_with_the_reason() {
+    let h = Home::new();
+    let ro = h.0.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&ro)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "needs root to mount a tmpfs");
+    let db = ro.join("s.db");
+    h.ok(&["init", db.to_str().unwrap()]);
+    h.ok(&["fs", db.to_str().unwrap(), "write", "/f", "--data", "x"]);
+    let remount = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&ro)
+        .status()
+        .unwrap();
+    assert!(remount.success());
+    let out = h
+        .cmd(&["fs", db.to_str().unwrap(), "cat", "/f"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&ro)
+        .status()
+        .unwrap();
+    assert!(stderr.contains("is read-only"), "{stderr}");
+}
+
+#[test]
+fn symlink_loops_and_vanished_bases_are_reported() {
+    let h = Home::new();
+    let base = tempfile::tempdir().unwrap();
+    h.ok(&["init", "s", "--base", base.path().to_str().unwrap()]);
+    let db = h.path("s.db");
+    {
+        use agentfs::vfs::{Creds, Ino, Vfs};
+        let vfs = Vfs::open_session(
+            std::path::Path::new(&db),
+            agentfs::store::OpenMode::Existing,
+        )
+        .unwrap();
+        vfs.symlink(Ino::ROOT, b"loop", b"loop", Creds { uid: 0, gid: 0 })
+            .unwrap();
+    }
+    h.cmd(&["fs", "s", "cat", "/loop"])
+        .assert()
+        .code(1)
+        .stderr(contains("/loop: too many levels of symbolic links"));
+    let base_path = base.path().to_path_buf();
+    drop(base);
+    assert!(!base_path.exists());
+    assert!(h.ok(&["sessions"]).contains("(missing)"));
+    let mnt = h.0.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    h.cmd(&["mount", "s", mnt.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(contains("no longer exists"));
+}

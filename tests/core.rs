@@ -597,3 +597,44 @@ fn with_background_maintenance_deletes_leave_reclaiming_to_maintain() {
     assert!(rounds >= 2, "work is split into bounded rounds: {rounds}");
     assert!(free(&vfs) < agentfs::store::RECLAIM_THRESHOLD_PAGES);
 }
+
+#[test]
+fn offsets_near_the_2_63_limit_fail_cleanly() {
+    let (_d, vfs) = new_fs();
+    let ino = file(&vfs, b"f", b"");
+    let fh = vfs.open(ino).unwrap();
+    let near = (i64::MAX as u64) - 4;
+    assert_eq!(
+        vfs.write(fh, near, b"0123456789").unwrap_err().errno(),
+        libc::EFBIG
+    );
+    assert_eq!(
+        vfs.write(fh, u64::MAX - 2, b"xy").unwrap_err().errno(),
+        libc::EFBIG
+    );
+    assert_eq!(
+        vfs.write(fh, near, b"abcd").unwrap(),
+        4,
+        "ending exactly at the limit is fine"
+    );
+    assert_eq!(vfs.getattr(ino).unwrap().size, i64::MAX as u64);
+    assert_eq!(vfs.read(fh, near, 100).unwrap(), b"abcd");
+    assert_eq!(vfs.read(fh, u64::MAX - 1, 100).unwrap(), b"");
+    let err = vfs
+        .setattr(
+            ino,
+            &SetAttr {
+                size: Some(u64::MAX),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err.errno(), libc::EFBIG);
+    assert_eq!(
+        vfs.fallocate(ino, u64::MAX - 10, 100, 0)
+            .unwrap_err()
+            .errno(),
+        libc::EFBIG
+    );
+    vfs.release(fh).unwrap();
+}

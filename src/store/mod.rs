@@ -42,13 +42,37 @@ pub enum StoreError {
          put the session on a local filesystem"
     )]
     NoWal(String),
+    #[error(
+        "{0} is damaged (SQLite reports a malformed database); check it with \
+         `agentfs fsck {0}` and restore it from a copy if that cannot repair it"
+    )]
+    Corrupt(PathBuf),
+    #[error(
+        "{0} is read-only (file permissions or a read-only filesystem); agentfs needs to write \
+         to a session: make it writable or copy it somewhere writable"
+    )]
+    ReadOnly(PathBuf),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the session database is damaged ({0}); check it with `agentfs fsck SESSION` and \
+         restore it from a copy if that cannot repair it"
+    )]
+    CorruptData(rusqlite::Error),
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt) => StoreError::CorruptData(e),
+            _ => StoreError::Sqlite(e),
+        }
+    }
 }
 
 /// Whether opening may create the file.
@@ -77,21 +101,27 @@ impl Store {
             OpenMode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
-        let mut conn = Connection::open_with_flags(path, flags)?;
+        let classify = |e: StoreError| classify_open_error(path, e);
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| classify(e.into()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Look before touching: a file that is not a session must be left exactly as it was.
-        check_kind(&conn, path, mode).map_err(|e| classify_open_error(path, e))?;
+        check_kind(&conn, path, mode).map_err(classify)?;
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(StoreError::ReadOnly(path.to_path_buf()));
+        }
         if is_empty(&conn)? {
             // Must precede the first table: lets deletes give space back to the disk.
             conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
         }
-        configure(&conn)?;
-        migrate(&mut conn, path, mode)?;
-        let chunk_size: String = conn.query_row(
-            "SELECT value FROM fs_config WHERE key = 'chunk_size'",
-            [],
-            |r| r.get(0),
-        )?;
+        configure(&conn).map_err(classify)?;
+        migrate(&mut conn, path, mode).map_err(classify)?;
+        let chunk_size: String = conn
+            .query_row(
+                "SELECT value FROM fs_config WHERE key = 'chunk_size'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| classify(e.into()))?;
         let chunk_size = chunk_size
             .trim()
             .parse::<u64>()
@@ -104,6 +134,20 @@ impl Store {
             path: path.to_path_buf(),
             chunk_size,
         })
+    }
+
+    /// The host directory this session overlays (`fs_overlay_config.base_path`), if any.
+    pub fn base_path(&self) -> rusqlite::Result<Option<PathBuf>> {
+        use rusqlite::OptionalExtension;
+        let base: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM fs_overlay_config WHERE key = 'base_path'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(base.map(PathBuf::from))
     }
 
     /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so a
@@ -297,15 +341,37 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Turns SQLite's codes for unusable files into errors that say what is wrong.
 fn classify_open_error(path: &Path, e: StoreError) -> StoreError {
-    match &e {
-        StoreError::Sqlite(s)
-            if s.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
+    let code = match &e {
+        StoreError::Sqlite(s) | StoreError::CorruptData(s) => s.sqlite_error_code(),
+        _ => None,
+    };
+    match code {
+        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotSqlite(path.to_path_buf()),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => StoreError::Corrupt(path.to_path_buf()),
+        Some(rusqlite::ErrorCode::ReadOnly) | Some(rusqlite::ErrorCode::CannotOpen)
+            if is_read_only(path) =>
         {
-            StoreError::NotSqlite(path.to_path_buf())
+            StoreError::ReadOnly(path.to_path_buf())
         }
         _ => e,
     }
+}
+
+/// Whether this process cannot write `path` (or, for a new file, its directory).
+fn is_read_only(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let target = if path.exists() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    let Ok(c) = std::ffi::CString::new(target.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) with a valid C string.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) != 0 }
 }
 
 fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {

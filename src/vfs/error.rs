@@ -44,7 +44,7 @@ impl From<rusqlite::Error> for VfsError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => VfsError::NoSpace,
-            _ => VfsError::Store(StoreError::Sqlite(e)),
+            _ => VfsError::Store(e.into()),
         }
     }
 }
