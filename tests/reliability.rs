@@ -318,3 +318,84 @@ fn killing_the_daemon_at_random_moments_loses_nothing_committed() {
         expected.len()
     );
 }
+
+#[test]
+fn two_mounts_with_two_writers_each_and_a_sql_reader() {
+    let top = tempfile::tempdir().unwrap();
+    let home = top.path().join("home");
+    agentfs(&home, &["init", "s"]);
+    let mounts: Vec<PathBuf> = (0..2).map(|i| top.path().join(format!("m{i}"))).collect();
+    let mut guards = Vec::new();
+    for m in &mounts {
+        fs::create_dir(m).unwrap();
+        mount(&home, m);
+        guards.push(Unmount(m.clone()));
+    }
+    const FILES: usize = 150;
+    // Two writer processes per mount, each in its own directory, overwriting and renaming.
+    let script = r#"mkdir -p "$D" || exit 1
+        for i in $(seq 1 $N); do
+            printf 'writer %s file %s' "$W" "$i" > "$D/tmp$i" || exit 1
+            mv "$D/tmp$i" "$D/f$i" || exit 1
+            printf 'x' >> "$D/f$i" || exit 1
+        done"#;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let dir = mounts[w % 2].join(format!("w{w}"));
+            Command::new("sh")
+                .args(["-c", script])
+                .env("D", &dir)
+                .env("W", w.to_string())
+                .env("N", FILES.to_string())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let db = home.join("s.db");
+    let reader = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.busy_timeout(Duration::from_secs(30)).unwrap();
+        let mut last = 0i64;
+        for _ in 0..200 {
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM fs_change", [], |r| r.get(0))
+                .unwrap();
+            assert!(n >= last, "the journal never shrinks");
+            last = n;
+        }
+        last
+    });
+    for w in writers {
+        let out = w.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "writer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(reader.join().unwrap() > 0);
+    // Every writer's final state, seen through both mounts.
+    for m in &mounts {
+        for w in 0..4 {
+            let dir = m.join(format!("w{w}"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let n = fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+                if n == FILES {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} lists {n} of {FILES}",
+                    dir.display()
+                );
+                std::thread::yield_now();
+            }
+            for i in 1..=FILES {
+                let got = fs::read_to_string(dir.join(format!("f{i}"))).unwrap();
+                assert_eq!(got, format!("writer {w} file {i}x"));
+            }
+        }
+    }
+}
