@@ -92,6 +92,12 @@ If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connec
         #[arg(long)]
         lazy: bool,
     },
+    /// Give the space of deleted data back to the disk now (mounts also do it when idle and
+    /// at unmount).
+    Vacuum {
+        /// Session id or path to a .db file.
+        session: String,
+    },
     /// Delete a session and its database files.
     Rm {
         /// Session id or path to a .db file.
@@ -176,6 +182,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Fs { session, op } => fs(&session, op),
         Command::Kv { session, op } => kv(&session, op),
         Command::Rm { session } => rm(&session),
+        Command::Vacuum { session } => {
+            let (r, vfs) = open_existing(&session)?;
+            let before = session::size_on_disk(&r.path);
+            vfs.compact()?;
+            let after = session::size_on_disk(&r.path);
+            eprintln!(
+                "session {}: {} -> {}",
+                r.id,
+                human_size(before),
+                human_size(after)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Mount {
             session,
             dir,

@@ -399,3 +399,45 @@ fn two_mounts_with_two_writers_each_and_a_sql_reader() {
         }
     }
 }
+
+#[test]
+fn rm_rf_of_a_big_tree_gives_the_space_back_while_mounted() {
+    let top = tempfile::tempdir().unwrap();
+    let home = top.path().join("home");
+    let mnt = top.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    agentfs(&home, &["init", "s"]);
+    mount(&home, &mnt);
+    let _guard = Unmount(mnt.clone());
+    let db = home.join("s.db");
+    let mut rng = Rng(42);
+    // 150 MB in 600 files of 250 KB across 20 directories.
+    for d in 0..20 {
+        let dir = mnt.join(format!("tree/d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..30 {
+            fs::write(dir.join(format!("f{f}")), rng.bytes(250_000)).unwrap();
+        }
+    }
+    let full = agentfs::session::size_on_disk(&db);
+    assert!(full > 150_000_000, "{full}");
+    fs::remove_dir_all(mnt.join("tree")).unwrap();
+    // The mount gives the space back in the background once it is idle.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut now = full;
+    while now > full / 10 {
+        assert!(
+            Instant::now() < deadline,
+            "still {} MB of {} MB after rm -rf",
+            now >> 20,
+            full >> 20
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        now = agentfs::session::size_on_disk(&db);
+    }
+    eprintln!(
+        "database: {} MB full, {} MB after rm -rf",
+        full >> 20,
+        now >> 20
+    );
+}

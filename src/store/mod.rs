@@ -222,6 +222,20 @@ impl Store {
         Ok(())
     }
 
+    /// Copies the whole WAL back and cuts the file to zero (for idle times, so an idle
+    /// session takes only the space of its data). Waits at most [`RESTART_WAIT`] for
+    /// readers; returns whether it finished.
+    pub fn truncate_wal(&mut self) -> rusqlite::Result<bool> {
+        self.conn.busy_timeout(RESTART_WAIT)?;
+        let result = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(result? == 0)
+    }
+
     /// Under a steady write load a passive checkpoint never catches up, so the WAL would
     /// grow. Past [`WAL_HIGH_WATER_BYTES`] this checkpoints completely and starts the WAL
     /// over (RESTART), waiting at most [`RESTART_WAIT`] for readers; called on the writer
@@ -308,6 +322,9 @@ pub const RECLAIM_URGENT_PAGES: i64 = 262_144;
 
 /// WAL size from which background maintenance checkpoints.
 pub const CHECKPOINT_WAL_BYTES: u64 = 8 << 20;
+
+/// WAL size above which an idle mount cuts the WAL back to nothing.
+pub const IDLE_WAL_BYTES: u64 = 1 << 20;
 
 /// WAL size from which background maintenance forces a complete checkpoint.
 pub const WAL_HIGH_WATER_BYTES: u64 = 64 << 20;

@@ -1169,7 +1169,14 @@ impl Vfs {
         if !idle && !store.free_pages_exceed(crate::store::RECLAIM_URGENT_PAGES)? {
             return Ok(false);
         }
-        Ok(store.reclaim_space(Some(crate::store::MAINTENANCE_BUDGET_PAGES))?)
+        if store.reclaim_space(Some(crate::store::MAINTENANCE_BUDGET_PAGES))? {
+            return Ok(true);
+        }
+        // Idle and nothing left to reclaim: shrink the WAL too, once.
+        if idle && store.wal_size() > crate::store::IDLE_WAL_BYTES {
+            store.truncate_wal()?;
+        }
+        Ok(false)
     }
 
     /// Time since the last change through this instance.
