@@ -170,12 +170,12 @@ impl Vfs {
         if name.len() > names::NAME_MAX {
             return Err(VfsError::NameTooLong);
         }
-        let mut store = self.store()?;
-        let tx = store.read_tx()?;
-        match rows::child(&tx, parent, name)? {
-            Some(ino) => rows::attr(&tx, ino),
+        // One statement, so no explicit transaction: the hot path of every path walk.
+        let store = self.store()?;
+        match rows::child_attr(&store.conn, parent, name)? {
+            Some(attr) => Ok(attr),
             None => {
-                rows::dir_attr(&tx, parent)?;
+                rows::dir_attr(&store.conn, parent)?;
                 Err(VfsError::NotFound)
             }
         }

@@ -63,6 +63,20 @@ pub fn child(conn: &Connection, parent: Ino, name: &[u8]) -> VfsResult<Option<In
     Ok(ino.map(|i| Ino(i as u64)))
 }
 
+/// The attributes of the entry `name` in `parent`, in one indexed query.
+pub fn child_attr(conn: &Connection, parent: Ino, name: &[u8]) -> VfsResult<Option<Attr>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT d.ino, {ATTR_COLUMNS} FROM fs_dentry d JOIN fs_inode i ON i.ino = d.ino \
+         WHERE d.parent_ino = ?1 AND d.name = ?2"
+    ))?;
+    Ok(stmt
+        .query_row(params![parent.0 as i64, names::to_sql(name)], |r| {
+            let ino = Ino(r.get::<_, i64>(0)? as u64);
+            attr_from_row(r, 1, ino)
+        })
+        .optional()?)
+}
+
 /// Loads `ino` and fails with `NotDir` unless it is a directory.
 pub fn dir_attr(conn: &Connection, ino: Ino) -> VfsResult<Attr> {
     let a = attr(conn, ino)?;
