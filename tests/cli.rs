@@ -366,6 +366,11 @@ fn damaged_database_names_fsck() {
         .assert()
         .code(1)
         .stderr(contains("is damaged").and(contains("agentfs fsck")));
+    h.cmd(&["fsck", "s"])
+        .assert()
+        .code(1)
+        .stdout(contains("Integrity:"))
+        .stderr(contains(".recover"));
 }
 
 #[test]
@@ -464,4 +469,30 @@ fn vacuum_shrinks_a_session_after_deletes() {
         .stderr(contains(" -> "));
     let after = agentfs::session::size_on_disk(std::path::Path::new(&db));
     assert!(after < full / 8, "{after} of {full}");
+}
+
+#[test]
+fn fsck_reports_repairs_and_exits_by_outcome() {
+    let h = Home::new();
+    h.ok(&["init", "s"]);
+    h.ok(&["fs", "s", "write", "/f", "--data", "x"]);
+    h.cmd(&["fsck", "s"])
+        .assert()
+        .success()
+        .stderr(contains("clean"));
+    rusqlite::Connection::open(h.path("s.db"))
+        .unwrap()
+        .execute("UPDATE fs_inode SET nlink = 5 WHERE ino = (SELECT ino FROM fs_dentry WHERE name = 'f')", [])
+        .unwrap();
+    h.cmd(&["fsck", "s"])
+        .assert()
+        .code(1)
+        .stdout(contains("WrongNlink"))
+        .stderr(contains("repairable with `agentfs fsck s --repair`"));
+    h.cmd(&["fsck", "s", "--repair"])
+        .assert()
+        .success()
+        .stdout(contains("repaired:"));
+    h.cmd(&["fsck", "s"]).assert().success();
+    assert_eq!(h.ok(&["fs", "s", "cat", "/f"]), "x");
 }
