@@ -426,17 +426,14 @@ impl Filesystem for AgentFs {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.vfs.getattr(Ino(ino.0)) {
-            // The kernel may cache listings (FOPEN_CACHE_DIR); it drops them itself when the
-            // directory changes through this mount, and the journal watcher for other changes.
-            Ok(a) if a.kind == FileKind::Dir => reply.opened(
-                FileHandle(0),
-                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
-            ),
-            Ok(_) => reply.error(Errno::from_i32(libc::ENOTDIR)),
-            Err(e) => reply.error(errno("opendir", ino.0, e)),
-        }
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // The kernel opens only directories (it checks the type itself), so there is nothing
+        // to look up. It may cache listings (FOPEN_CACHE_DIR); it drops them itself when the
+        // directory changes through this mount, and the journal watcher for other changes.
+        reply.opened(
+            FileHandle(0),
+            FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+        );
     }
 
     fn readdir(

@@ -279,19 +279,43 @@ fn invalidate(vfs: &Vfs, notifier: &fuser::Notifier, row: &crate::vfs::JournalRo
 }
 
 fn explain_mount_error(dir: &Path, e: io::Error) -> anyhow::Error {
-    let hint = match e.raw_os_error() {
-        Some(libc::ENOENT) if !Path::new("/dev/fuse").exists() => {
-            "/dev/fuse is missing: load the module (`modprobe fuse`) or run where FUSE is available"
+    let dev_fuse = Path::new("/dev/fuse");
+    let hint = if !dev_fuse.exists() {
+        "/dev/fuse is missing: load the module (`modprobe fuse`) or run where FUSE is available"
+            .to_string()
+    } else if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
+        if !can_open_rw(dev_fuse) {
+            "this user cannot open /dev/fuse (it is usually mode 0666; here only root may): \
+             run as root, or ask for /dev/fuse to be opened to users"
+                .to_string()
+        } else if which("fusermount3").is_none() {
+            "mounting as a user needs fusermount3: install the fuse3 package, or run as root"
+                .to_string()
+        } else {
+            "the kernel refused the mount: check that the mount point is yours and not in use"
+                .to_string()
         }
-        Some(libc::EPERM) | Some(libc::EACCES) => {
-            "not allowed to mount: run as root, or install fuse3 (fusermount3) for user mounts"
-        }
-        _ if e.kind() == io::ErrorKind::NotFound => {
-            "neither mount(2) (needs root) nor fusermount3 (package fuse3) is available"
-        }
-        _ => "check that FUSE works here (`ls -l /dev/fuse`) and that the directory is not in use",
+    } else {
+        "check that FUSE works here (`ls -l /dev/fuse`) and that the directory is not in use"
+            .to_string()
     };
     anyhow!("cannot mount on {}: {e}; {hint}", dir.display())
+}
+
+fn can_open_rw(path: &Path) -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .is_ok()
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
 }
 
 /// Starts `agentfs mount --foreground` for `session` as a detached daemon and waits until it

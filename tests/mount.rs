@@ -483,3 +483,39 @@ fn changes_by_other_processes_reach_the_kernel_cache_before_the_ttl() {
         "a file removed by another process is still visible"
     );
 }
+
+#[test]
+fn mounting_as_an_ordinary_user_works_or_says_why_not() {
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("user");
+    let dir = root.join("mnt");
+    fs::create_dir_all(&dir).unwrap();
+    let user = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+            .args(args)
+            .env("AGENTFS_HOME", root.join("home"))
+            .output()
+            .unwrap()
+    };
+    Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(user(&["init", "u"]).status.success());
+    let out = user(&["mount", "u", dir.to_str().unwrap()]);
+    if out.status.success() {
+        // This machine lets users mount (fusermount3 and an open /dev/fuse).
+        assert!(user(&["umount", dir.to_str().unwrap()]).status.success());
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("cannot mount on"), "{stderr}");
+        assert!(
+            stderr.contains("root"),
+            "the error names a way out: {stderr}"
+        );
+        assert!(agentfs::mount::fuse_mount_at(&dir).is_none());
+    }
+}

@@ -1,5 +1,7 @@
 #!/bin/sh
 # Benchmark: the same file work on an agentfs mount and on a plain directory, in one run.
+# Each step's time ends when the command returns (data may still be in the page cache, as
+# on any filesystem); writes through the mount are committed to SQLite when they return.
 #
 #   sh tests/bench/mount.sh            (as root; needs /dev/fuse)
 #
@@ -33,13 +35,15 @@ mkdir -p "$mnt" "$plain"
 now() { date +%s%N; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 
-# step NAME COMMAND: runs COMMAND with $D set to each side, records both times.
+# step NAME COMMAND: runs COMMAND with $D set to each side, records both times. Dirty pages
+# are flushed before each side starts (untimed), so neither pays for the other's writeback;
+# read steps also start with cold caches.
 results=""
 step() {
     name="$1"; shift
-    D="$mnt"; case "$name" in read*|grep*) drop_caches;; esac
+    D="$mnt"; sync; case "$name" in read*|grep*) drop_caches;; esac
     t0=$(now); eval "$@"; t1=$(now)
-    D="$plain"; case "$name" in read*|grep*) drop_caches;; esac
+    D="$plain"; sync; case "$name" in read*|grep*) drop_caches;; esac
     t2=$(now); eval "$@"; t3=$(now)
     m=$(( (t1 - t0) / 1000000 )); p=$(( (t3 - t2) / 1000000 ))
     results="$results$name|$m|$p
