@@ -346,6 +346,13 @@ fn is_empty(conn: &Connection) -> rusqlite::Result<bool> {
 /// `synchronous = NORMAL` in WAL mode never loses a committed transaction when a process
 /// crashes (only on power loss), and `Store::sync` upgrades that for an explicit fsync.
 fn configure(conn: &Connection) -> Result<(), StoreError> {
+    // Query planner stability: without it SQLite marks statements whose plan could depend on
+    // a bound value and re-prepares them whenever a cached statement is reused, which tripled
+    // the cost of a lookup.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::NoWal(mode));

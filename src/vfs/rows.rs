@@ -66,8 +66,8 @@ pub fn child(conn: &Connection, parent: Ino, name: &[u8]) -> VfsResult<Option<In
 /// The attributes of the entry `name` in `parent`, in one indexed query.
 pub fn child_attr(conn: &Connection, parent: Ino, name: &[u8]) -> VfsResult<Option<Attr>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT d.ino, {ATTR_COLUMNS} FROM fs_dentry d JOIN fs_inode i ON i.ino = d.ino \
-         WHERE d.parent_ino = ?1 AND d.name = ?2"
+        "SELECT i.ino, {ATTR_COLUMNS} FROM fs_inode i WHERE i.ino = \
+         (SELECT d.ino FROM fs_dentry d WHERE d.parent_ino = ?1 AND d.name = ?2)"
     ))?;
     Ok(stmt
         .query_row(params![parent.0 as i64, names::to_sql(name)], |r| {
