@@ -421,17 +421,7 @@ impl Vfs {
             FileKind::Symlink => "symlink",
             _ => "mknod",
         };
-        rows::journal(
-            &tx,
-            runner,
-            now,
-            Change {
-                op,
-                ino: Some(ino),
-                path: path.as_deref(),
-                old_path: None,
-            },
-        )?;
+        rows::journal_at(&tx, runner, now, op, ino, path.as_deref())?;
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
         Ok(attr)
@@ -557,17 +547,7 @@ impl Vfs {
         tx.prepare_cached("DELETE FROM fs_orphan WHERE ino = ?1")?
             .execute([ino.0 as i64])?;
         let path = rows::child_path(&tx, new_parent, new_name)?;
-        rows::journal(
-            &tx,
-            runner,
-            now,
-            Change {
-                op: "link",
-                ino: Some(ino),
-                path: path.as_deref(),
-                old_path: None,
-            },
-        )?;
+        rows::journal_at(&tx, runner, now, "link", ino, path.as_deref())?;
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
         Ok(attr)
@@ -612,17 +592,7 @@ impl Vfs {
         rows::delete_dentry(&tx, parent, name)?;
         Self::drop_link(&tx, self.is_open(ino), ino, now)?;
         rows::touch_dir(&tx, parent, now)?;
-        rows::journal(
-            &tx,
-            runner,
-            now,
-            Change {
-                op: "unlink",
-                ino: Some(ino),
-                path: path.as_deref(),
-                old_path: None,
-            },
-        )?;
+        rows::journal_at(&tx, runner, now, "unlink", ino, path.as_deref())?;
         tx.commit()?;
         self.after_free(&mut store)?;
         Ok(())
@@ -658,17 +628,7 @@ impl Vfs {
         rows::purge_inode(&tx, ino)?;
         rows::add_nlink(&tx, parent, -1, None)?;
         rows::touch_dir(&tx, parent, now)?;
-        rows::journal(
-            &tx,
-            runner,
-            now,
-            Change {
-                op: "rmdir",
-                ino: Some(ino),
-                path: path.as_deref(),
-                old_path: None,
-            },
-        )?;
+        rows::journal_at(&tx, runner, now, "rmdir", ino, path.as_deref())?;
         tx.commit()?;
         self.after_free(&mut store)?;
         Ok(())
@@ -865,18 +825,7 @@ impl Vfs {
         } else {
             "utimens"
         };
-        let path = rows::path_of(&tx, ino)?;
-        rows::journal(
-            &tx,
-            runner,
-            now,
-            Change {
-                op,
-                ino: Some(ino),
-                path: path.as_deref(),
-                old_path: None,
-            },
-        )?;
+        rows::journal_ino(&tx, runner, now, op, ino)?;
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
         if set.size.is_some() {
@@ -1051,18 +1000,7 @@ impl Vfs {
                 .execute([ino.0 as i64])?;
         }
         if journal_it {
-            let path = rows::path_of(&tx, ino)?;
-            rows::journal(
-                &tx,
-                runner,
-                now,
-                Change {
-                    op: "write",
-                    ino: Some(ino),
-                    path: path.as_deref(),
-                    old_path: None,
-                },
-            )?;
+            rows::journal_ino(&tx, runner, now, "write", ino)?;
         }
         tx.commit()?;
         Ok(())
@@ -1121,18 +1059,7 @@ impl Vfs {
         } else {
             return Ok(());
         }
-        let path = rows::path_of(&tx, ino)?;
-        rows::journal(
-            &tx,
-            runner,
-            now,
-            Change {
-                op: "fallocate",
-                ino: Some(ino),
-                path: path.as_deref(),
-                old_path: None,
-            },
-        )?;
+        rows::journal_ino(&tx, runner, now, "fallocate", ino)?;
         tx.commit()?;
         Ok(())
     }
@@ -1264,18 +1191,7 @@ impl Vfs {
         )?
         .execute(params![ino.0 as i64, names::to_sql(name), value])?;
         rows::touch_ctime(&tx, ino, now)?;
-        let path = rows::path_of(&tx, ino)?;
-        rows::journal(
-            &tx,
-            runner,
-            now,
-            Change {
-                op: "setxattr",
-                ino: Some(ino),
-                path: path.as_deref(),
-                old_path: None,
-            },
-        )?;
+        rows::journal_ino(&tx, runner, now, "setxattr", ino)?;
         tx.commit()?;
         Ok(())
     }
@@ -1324,18 +1240,7 @@ impl Vfs {
             return Err(VfsError::NoAttr);
         }
         rows::touch_ctime(&tx, ino, now)?;
-        let path = rows::path_of(&tx, ino)?;
-        rows::journal(
-            &tx,
-            runner,
-            now,
-            Change {
-                op: "removexattr",
-                ino: Some(ino),
-                path: path.as_deref(),
-                old_path: None,
-            },
-        )?;
+        rows::journal_ino(&tx, runner, now, "removexattr", ino)?;
         tx.commit()?;
         Ok(())
     }

@@ -274,6 +274,36 @@ pub struct Change<'a> {
     pub old_path: Option<&'a [u8]>,
 }
 
+/// Journals `op` on `ino` at `path`.
+pub fn journal_at(
+    conn: &Connection,
+    runner: Option<i64>,
+    now: Timestamp,
+    op: &str,
+    ino: Ino,
+    path: Option<&[u8]>,
+) -> VfsResult<()> {
+    let change = Change {
+        op,
+        ino: Some(ino),
+        path,
+        old_path: None,
+    };
+    journal(conn, runner, now, change)
+}
+
+/// Journals `op` on `ino` at its current path.
+pub fn journal_ino(
+    conn: &Connection,
+    runner: Option<i64>,
+    now: Timestamp,
+    op: &str,
+    ino: Ino,
+) -> VfsResult<()> {
+    let path = path_of(conn, ino)?;
+    journal_at(conn, runner, now, op, ino, path.as_deref())
+}
+
 pub fn journal(
     conn: &Connection,
     runner: Option<i64>,
