@@ -350,11 +350,23 @@ fn sessions() -> Result<ExitCode> {
             ))
         })();
         match info {
-            Ok((base, created, last)) => rows.push(vec![id, base, size, created, last]),
+            Ok((base, created, last)) => {
+                let mounted: Vec<String> = agentfs::mount::mounts_of(&path)
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                let mounted = if mounted.is_empty() {
+                    "-".to_string()
+                } else {
+                    mounted.join(", ")
+                };
+                rows.push(vec![id, base, size, created, last, mounted])
+            }
             Err(e) => rows.push(vec![
                 id,
                 format!("(unreadable: {e:#})"),
                 size,
+                "-".into(),
                 "-".into(),
                 "-".into(),
             ]),
@@ -372,7 +384,14 @@ fn sessions() -> Result<ExitCode> {
     }
     let mut table = comfy_table::Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(vec!["id", "base", "size", "created", "last change"]);
+    table.set_header(vec![
+        "id",
+        "base",
+        "size",
+        "created",
+        "last change",
+        "mounted at",
+    ]);
     for r in rows {
         table.add_row(r);
     }
@@ -563,6 +582,14 @@ fn check_base(vfs: &Vfs, r: &SessionRef) -> Result<()> {
 fn rm(arg: &str) -> Result<ExitCode> {
     let r = SessionRef::parse(arg)?;
     r.require_exists()?;
+    if let Some(point) = agentfs::mount::mounts_of(&r.path).first() {
+        bail!(
+            "session {} is mounted at {}; unmount it first with `agentfs umount {}`",
+            r.id,
+            point.display(),
+            point.display()
+        );
+    }
     // Refuse to delete something that is not a session.
     Vfs::open_session(&r.path, OpenMode::Existing)
         .with_context(|| format!("refusing to remove {}", r.path.display()))?;

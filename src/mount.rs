@@ -79,6 +79,44 @@ pub fn fuse_mount_at(dir: &Path) -> Option<FuseMount> {
     found.filter(|m| m.fstype == "fuse" || m.fstype.starts_with("fuse."))
 }
 
+/// Mount points served by an agentfs daemon that has the database `db` open.
+pub fn mounts_of(db: &Path) -> Vec<PathBuf> {
+    let Ok(db) = std::fs::canonicalize(db) else {
+        return Vec::new();
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let source = right.split(' ').nth(1).map(unescape).unwrap_or_default();
+        let mount = FuseMount {
+            fstype: String::new(),
+            source,
+        };
+        let (Some(pid), Some(point)) = (mount.agentfs_pid(), left.split(' ').nth(4)) else {
+            continue;
+        };
+        if process_has_open(pid, &db) {
+            found.push(PathBuf::from(unescape(point)));
+        }
+    }
+    found
+}
+
+/// Whether process `pid` has `file` open (from /proc/PID/fd).
+fn process_has_open(pid: u32, file: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| fd.ok())
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| target == file)
+}
+
 /// Undoes the octal escapes (`\040` for a space) of /proc/self/mountinfo.
 fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();

@@ -519,3 +519,26 @@ fn mounting_as_an_ordinary_user_works_or_says_why_not() {
         assert!(agentfs::mount::fuse_mount_at(&dir).is_none());
     }
 }
+
+#[test]
+fn a_mounted_session_is_listed_as_such_and_cannot_be_removed() {
+    let m = Mounted::new();
+    let listing = String::from_utf8(m.agentfs(&["sessions"]).stdout).unwrap();
+    let canon = fs::canonicalize(&m.dir).unwrap();
+    assert!(listing.contains(canon.to_str().unwrap()), "{listing}");
+    let out = Command::new(BIN)
+        .args(["rm", "s"])
+        .env("AGENTFS_HOME", m.home.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is mounted at") && stderr.contains("agentfs umount"),
+        "{stderr}"
+    );
+    assert!(m.db().exists());
+    m.agentfs(&["umount", m.dir.to_str().unwrap()]);
+    m.agentfs(&["rm", "s"]);
+    assert!(!m.db().exists());
+}
