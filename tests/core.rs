@@ -638,3 +638,20 @@ fn offsets_near_the_2_63_limit_fail_cleanly() {
     );
     vfs.release(fh).unwrap();
 }
+
+#[test]
+fn readdir_of_a_file_or_a_missing_inode_fails() {
+    let (_d, vfs) = new_fs();
+    let ino = file(&vfs, b"f", b"x");
+    assert_eq!(vfs.readdir(ino, 0, 10).unwrap_err().errno(), libc::ENOTDIR);
+    assert_eq!(
+        vfs.readdir_plus(ino, 0, 10).unwrap_err().errno(),
+        libc::ENOTDIR
+    );
+    assert_eq!(
+        vfs.readdir(Ino(999), 0, 10).unwrap_err().errno(),
+        libc::ENOENT
+    );
+    let d = vfs.mkdir(Ino::ROOT, b"empty", 0o755, ME).unwrap();
+    assert!(vfs.readdir(d.ino, 0, 10).unwrap().is_empty());
+}

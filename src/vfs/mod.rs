@@ -204,10 +204,10 @@ impl Vfs {
 
     /// Entries of directory `dir` after cursor `after` (0 = from the start), at most `limit`.
     pub fn readdir(&self, dir: Ino, after: u64, limit: usize) -> VfsResult<Vec<DirEntry>> {
-        let mut store = self.store()?;
-        let tx = store.read_tx()?;
-        rows::dir_attr(&tx, dir)?;
-        let mut stmt = tx.prepare_cached(
+        // One statement, no explicit transaction; only directories have entries, so the
+        // directory itself is checked only when the batch comes back empty.
+        let store = self.store()?;
+        let mut stmt = store.conn.prepare_cached(
             "SELECT d.id, d.name, d.ino, i.mode FROM fs_dentry d JOIN fs_inode i ON i.ino = d.ino \
              WHERE d.parent_ino = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
         )?;
@@ -229,6 +229,9 @@ impl Vfs {
                 },
             )?
             .collect::<Result<Vec<_>, _>>()?;
+        if entries.is_empty() {
+            rows::dir_attr(&store.conn, dir)?;
+        }
         Ok(entries)
     }
 
@@ -239,10 +242,8 @@ impl Vfs {
         after: u64,
         limit: usize,
     ) -> VfsResult<Vec<(DirEntry, Attr)>> {
-        let mut store = self.store()?;
-        let tx = store.read_tx()?;
-        rows::dir_attr(&tx, dir)?;
-        let mut stmt = tx.prepare_cached(&format!(
+        let store = self.store()?;
+        let mut stmt = store.conn.prepare_cached(&format!(
             "SELECT d.id, d.name, d.ino, {} FROM fs_dentry d JOIN fs_inode i ON i.ino = d.ino \
              WHERE d.parent_ino = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
             rows::ATTR_COLUMNS
@@ -267,6 +268,9 @@ impl Vfs {
                 },
             )?
             .collect::<Result<Vec<_>, _>>()?;
+        if entries.is_empty() {
+            rows::dir_attr(&store.conn, dir)?;
+        }
         Ok(entries)
     }
 
