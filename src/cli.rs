@@ -92,6 +92,13 @@ If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connec
         #[arg(long)]
         lazy: bool,
     },
+    /// Copy a session (consistently, also while it is mounted and being written) to a new one.
+    Fork {
+        /// Session id or path to a .db file.
+        session: String,
+        /// Id (or .db path) of the new session.
+        new: String,
+    },
     /// Check a session database against the SPEC's rules (exit 0: clean, 1: problems).
     #[command(
         after_help = "Checks SQLite's integrity, then names, link counts, sizes and \
@@ -197,6 +204,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Kv { session, op } => kv(&session, op),
         Command::Rm { session } => rm(&session),
         Command::Fsck { session, repair } => fsck(&session, repair),
+        Command::Fork { session, new } => fork(&session, &new),
         Command::Vacuum { session } => {
             let (r, vfs) = open_existing(&session)?;
             let before = session::size_on_disk(&r.path);
@@ -497,6 +505,58 @@ fn mount(
         ttl: std::time::Duration::from_secs_f64(cache_ttl),
     };
     agentfs::mount::serve(vfs, dir, &config, report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fork(arg: &str, new: &str) -> Result<ExitCode> {
+    let (from, vfs) = open_existing(arg)?;
+    let to = SessionRef::parse(new)?;
+    if to.path.exists() {
+        return Err(session::SessionError::Exists {
+            id: to.id.clone(),
+            path: to.path.clone(),
+        }
+        .into());
+    }
+    if let Some(dir) = to.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+    }
+    // VACUUM INTO reads one snapshot, so the copy is consistent even while writers go on.
+    let copied = vfs
+        .store()?
+        .conn
+        .execute("VACUUM INTO ?1", [to.path.to_string_lossy()]);
+    let result = copied.map_err(anyhow::Error::from).and_then(|_| {
+        let conn = rusqlite::Connection::open(&to.path)?;
+        // Files the parent's processes hold open after unlinking them are not the fork's:
+        // mark them as left by a dead process so that opening the fork frees them.
+        conn.execute("UPDATE fs_orphan SET pid = 0", [])?;
+        conn.execute(
+            "UPDATE fs_config SET value = CAST(unixepoch() AS TEXT) WHERE key = 'agentfs_created_at'",
+            [],
+        )?;
+        drop(conn);
+        Vfs::open_session(&to.path, OpenMode::Existing)?;
+        Ok(())
+    });
+    if let Err(e) = result {
+        for f in to.files() {
+            let _ = std::fs::remove_file(f);
+        }
+        return Err(e.context(format!(
+            "cannot fork {} into {}",
+            from.id,
+            to.path.display()
+        )));
+    }
+    println!("{}", to.id);
+    eprintln!(
+        "forked session {} into {} at {}",
+        from.id,
+        to.id,
+        to.path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

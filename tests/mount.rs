@@ -542,3 +542,52 @@ fn a_mounted_session_is_listed_as_such_and_cannot_be_removed() {
     m.agentfs(&["rm", "s"]);
     assert!(!m.db().exists());
 }
+
+#[test]
+fn forking_a_live_session_gives_a_consistent_independent_copy() {
+    let m = Mounted::new();
+    fs::write(m.p("shared"), "before the fork").unwrap();
+    // A writer keeps changing the session through the mount while it is forked.
+    let dir = m.p("busy");
+    fs::create_dir(&dir).unwrap();
+    let writer = std::thread::spawn(move || {
+        for i in 0..300 {
+            fs::write(dir.join(format!("f{}", i % 20)), vec![i as u8; 10_000]).unwrap();
+        }
+    });
+    let out = m.agentfs(&["fork", "s", "copy"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "copy");
+    writer.join().unwrap();
+    let copy = m.home.path().join("copy.db");
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    assert!(agentfs::fsck::check(&conn).unwrap().is_empty());
+    drop(conn);
+    // The fork diverges without touching the parent.
+    m.agentfs(&[
+        "fs",
+        "copy",
+        "write",
+        "/shared",
+        "--data",
+        "changed in the fork",
+    ]);
+    assert_eq!(
+        m.agentfs(&["fs", "copy", "cat", "/shared"]).stdout,
+        b"changed in the fork"
+    );
+    assert_eq!(
+        fs::read_to_string(m.p("shared")).unwrap(),
+        "before the fork"
+    );
+    let again = Command::new(BIN)
+        .args(["fork", "s", "copy"])
+        .env("AGENTFS_HOME", m.home.path())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
