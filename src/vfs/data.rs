@@ -21,8 +21,11 @@ fn load_chunk(conn: &Connection, ino: Ino, index: u64) -> VfsResult<Option<Vec<u
 }
 
 fn store_chunk(conn: &Connection, ino: Ino, index: u64, data: &[u8]) -> VfsResult<()> {
+    // An upsert rewrites an existing chunk in place (same rowid, index untouched), where
+    // INSERT OR REPLACE would delete and re-insert it.
     let mut stmt = conn.prepare_cached(
-        "INSERT OR REPLACE INTO fs_data (ino, chunk_index, data) VALUES (?1, ?2, ?3)",
+        "INSERT INTO fs_data (ino, chunk_index, data) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (ino, chunk_index) DO UPDATE SET data = excluded.data",
     )?;
     stmt.execute(params![ino.0 as i64, index as i64, data])?;
     Ok(())

@@ -135,6 +135,33 @@ fn main() {
         (big_blocks * IO_SIZE) as u64
     );
 
+    // Editing: 4 KiB written at 1000 places in the middle of the big file.
+    let edit = vec![b'e'; 4096];
+    let spots: Vec<u64> = (0..1000u64)
+        .map(|i| (i * 7919 % (big_blocks as u64 * 32)) * 4096)
+        .collect();
+    let fh = vfs.open(attr.ino).unwrap();
+    let core = time(|| {
+        for &at in &spots {
+            vfs.write(fh, at, &edit).unwrap();
+        }
+    });
+    vfs.release(fh).unwrap();
+    let host = time(|| {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(plain.join("big"))
+            .unwrap();
+        for &at in &spots {
+            std::os::unix::fs::FileExt::write_all_at(&f, &edit, at).unwrap();
+        }
+    });
+    rows.push((
+        "overwrite 4 KiB at 1000 places of it".to_string(),
+        core,
+        host,
+    ));
+
     let core = time(|| {
         for n in &names {
             vfs.unlink(Ino::ROOT, n.as_bytes()).unwrap();
