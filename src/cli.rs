@@ -92,6 +92,23 @@ If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connec
         #[arg(long)]
         lazy: bool,
     },
+    /// Query a session with SQL: the given statements, a script on stdin, or an interactive
+    /// shell (sqlite3-style dot-commands; `.help` lists them, `.queries` the named queries).
+    #[command(after_help = "Examples:
+  agentfs sql demo 'SELECT op, count(*) FROM fs_change GROUP BY op'
+  echo '.q recent_changes 5' | agentfs sql demo
+  agentfs sql demo            (interactive; history in $AGENTFS_HOME/.sql_history)
+
+Each statement runs on its own, so the shell never holds the session's WAL while it waits.")]
+    Sql {
+        /// Session id or path to a .db file.
+        session: String,
+        /// SQL to run (several statements separated by ';'); without it, stdin or a prompt.
+        sql: Option<String>,
+        /// Output format: table, csv, json, line or list.
+        #[arg(long, default_value = "table")]
+        mode: String,
+    },
     /// Copy a session (consistently, also while it is mounted and being written) to a new one.
     Fork {
         /// Session id or path to a .db file.
@@ -205,6 +222,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rm { session } => rm(&session),
         Command::Fsck { session, repair } => fsck(&session, repair),
         Command::Fork { session, new } => fork(&session, &new),
+        Command::Sql { session, sql, mode } => sql_command(&session, sql, &mode),
         Command::Vacuum { session } => {
             let (r, vfs) = open_existing(&session)?;
             let before = session::size_on_disk(&r.path);
@@ -506,6 +524,135 @@ fn mount(
     };
     agentfs::mount::serve(vfs, dir, &config, report)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn sql_command(arg: &str, sql: Option<String>, mode: &str) -> Result<ExitCode> {
+    use agentfs::repl::{Shell, render::Mode};
+    use std::io::IsTerminal;
+    let r = SessionRef::parse(arg)?;
+    r.require_exists()?;
+    let store = agentfs::store::Store::open(&r.path, OpenMode::Existing)?;
+    let mut shell = Shell::new(store.conn);
+    shell.mode = Mode::parse(mode)
+        .ok_or_else(|| anyhow!("unknown --mode {mode:?}; use table, csv, json, line or list"))?;
+    let mut out = io::stdout().lock();
+    if let Some(sql) = sql {
+        shell.run_sql(&sql, &mut out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !io::stdin().is_terminal() {
+        let mut text = String::new();
+        io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read stdin")?;
+        shell.run_script(&text, &mut out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    drop(out);
+    shell.width = terminal_width();
+    interactive(&mut shell)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn terminal_width() -> Option<u16> {
+    // SAFETY: TIOCGWINSZ fills the winsize struct we pass.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col > 0).then_some(ws.ws_col)
+}
+
+/// Completes table, column and command names at the cursor.
+struct SqlHelper {
+    words: Vec<String>,
+}
+
+impl rustyline::completion::Completer for SqlHelper {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let start = line[..pos]
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .map_or(0, |i| i + 1);
+        let prefix = &line[start..pos];
+        let matches = self
+            .words
+            .iter()
+            .filter(|w| !prefix.is_empty() && w.starts_with(prefix))
+            .cloned()
+            .collect();
+        Ok((start, matches))
+    }
+}
+
+impl rustyline::hint::Hinter for SqlHelper {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for SqlHelper {}
+impl rustyline::validate::Validator for SqlHelper {}
+impl rustyline::Helper for SqlHelper {}
+
+fn interactive(shell: &mut agentfs::repl::Shell) -> Result<()> {
+    use agentfs::repl::{Flow, statement_complete};
+    use rustyline::error::ReadlineError;
+    let mut editor = rustyline::Editor::<SqlHelper, rustyline::history::DefaultHistory>::new()?;
+    editor.set_helper(Some(SqlHelper {
+        words: shell.completion_words(),
+    }));
+    let history = session::home().ok().map(|h| h.join(".sql_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    // Ctrl-C while a statement runs interrupts the statement, not the shell.
+    let handle = shell.interrupt_handle();
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT])?;
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            handle.interrupt();
+        }
+    });
+    eprintln!("agentfs sql: .help for commands, .queries for named queries, Ctrl-D to leave");
+    let mut pending = String::new();
+    loop {
+        let prompt = if pending.is_empty() {
+            "agentfs> "
+        } else {
+            "    ...> "
+        };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                if pending.is_empty() && line.trim_start().starts_with('.') {
+                    let _ = editor.add_history_entry(line.as_str());
+                    match shell.run_dot(line.trim(), &mut io::stdout()) {
+                        Ok(Flow::Quit) => break,
+                        Ok(Flow::Continue) => {}
+                        Err(e) => eprintln!("error: {e:#}"),
+                    }
+                    continue;
+                }
+                pending.push_str(&line);
+                pending.push('\n');
+                if statement_complete(&pending) {
+                    let sql = std::mem::take(&mut pending);
+                    let _ = editor.add_history_entry(sql.trim());
+                    if let Err(e) = shell.run_sql(&sql, &mut io::stdout()) {
+                        eprintln!("error: {e:#}");
+                    }
+                }
+            }
+            Err(ReadlineError::Interrupted) => pending.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(())
 }
 
 fn fork(arg: &str, new: &str) -> Result<ExitCode> {

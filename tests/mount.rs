@@ -591,3 +591,43 @@ fn forking_a_live_session_gives_a_consistent_independent_copy() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
+
+#[test]
+fn the_sql_shell_answers_while_the_mount_is_written() {
+    let m = Mounted::new();
+    let dir = m.p("work");
+    fs::create_dir(&dir).unwrap();
+    let writer = std::thread::spawn(move || {
+        for i in 0..400 {
+            fs::write(dir.join(format!("f{i}")), b"data").unwrap();
+        }
+    });
+    let mut answers = 0;
+    while !writer.is_finished() {
+        let out = m.agentfs(&[
+            "sql",
+            "s",
+            "--mode",
+            "list",
+            "SELECT count(*) FROM fs_change",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.lines()
+                .nth(1)
+                .is_some_and(|n| n.parse::<i64>().is_ok()),
+            "{text}"
+        );
+        answers += 1;
+    }
+    writer.join().unwrap();
+    assert!(answers > 0);
+    let out = m.agentfs(&[
+        "sql",
+        "s",
+        "--mode",
+        "list",
+        "SELECT count(*) FROM fs_dentry WHERE name LIKE 'f%'",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "count(*)\n400\n");
+}
