@@ -462,7 +462,6 @@ fn changes_by_other_processes_reach_the_kernel_cache_before_the_ttl() {
     ]);
     m.agentfs(&["fs", "s", "write", "/dir/new", "--data", "x"]);
     let new_len = "new contents, longer".len() as u64;
-    eprintln!("DEBUG size now {:?}", plain_stat_size(&m.p("shared.txt")));
     assert!(
         wait_for(Duration::from_secs(10), || {
             plain_stat_size(&m.p("shared.txt")) == Some(new_len)
