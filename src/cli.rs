@@ -537,7 +537,9 @@ fn sql_command(arg: &str, sql: Option<String>, mode: &str) -> Result<ExitCode> {
         .ok_or_else(|| anyhow!("unknown --mode {mode:?}; use table, csv, json, line or list"))?;
     let mut out = io::stdout().lock();
     if let Some(sql) = sql {
-        shell.run_sql(&sql, &mut out)?;
+        // Like the sqlite3 shell, the argument may also be a dot-command (`.q files`).
+        shell.bail = true;
+        shell.run_script(&sql, &mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
     if !io::stdin().is_terminal() {

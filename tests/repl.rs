@@ -158,3 +158,36 @@ fn missing_session_is_reported() {
         .code(1)
         .stderr(contains("agentfs init nope"));
 }
+
+#[test]
+fn sql_functions_give_paths_contents_and_hashes() {
+    let home = home_with_changes();
+    let hash = blake3::hash(b"fn main() {}").to_hex().to_string();
+    sql(&home)
+        .args([
+            "--mode",
+            "list",
+            "SELECT path_of(ino), CAST(content(ino) AS TEXT), content_hash(ino) \
+             FROM fs_dentry WHERE name = 'small.rs'",
+        ])
+        .assert()
+        .success()
+        .stdout(contains(format!("/src/small.rs|fn main() {{}}|{hash}")));
+    sql(&home)
+        .args(["--mode", "csv", ".q files"])
+        .assert()
+        .success()
+        .stdout(
+            contains("/src/deep/big.rs,5000,1,")
+                .and(contains(format!("/src/small.rs,12,1,{hash}"))),
+        );
+    sql(&home)
+        .args([
+            "--mode",
+            "list",
+            "SELECT path_of(1), content(1), content_hash(NULL), path_of(99999)",
+        ])
+        .assert()
+        .success()
+        .stdout(contains("/|NULL|NULL|NULL"));
+}

@@ -1,6 +1,7 @@
 //! `agentfs sql`: runs SQL against a session database, from the command line, a script or an
 //! interactive prompt, with sqlite3-style dot-commands and the named queries of `queries/`.
 
+pub mod functions;
 pub mod render;
 
 use std::io::Write;
@@ -42,6 +43,10 @@ pub const QUERIES: &[NamedQuery] = &[
     NamedQuery {
         name: "history_of",
         sql: include_str!("../../queries/history_of.sql"),
+    },
+    NamedQuery {
+        name: "files",
+        sql: include_str!("../../queries/files.sql"),
     },
     NamedQuery {
         name: "largest_files",
@@ -133,7 +138,11 @@ pub enum Flow {
 }
 
 impl Shell {
+    /// A shell on `conn`, with the agentfs SQL functions registered.
     pub fn new(conn: Connection) -> Shell {
+        if let Err(e) = functions::register(&conn) {
+            eprintln!("agentfs sql: could not add the SQL functions: {e}");
+        }
         Shell {
             conn,
             mode: Mode::Table,
@@ -437,6 +446,7 @@ mod tests {
         let store =
             crate::store::Store::open(&dir.path().join("s.db"), crate::store::OpenMode::Create)
                 .unwrap();
+        functions::register(&store.conn).unwrap();
         for q in QUERIES {
             assert!(!q.summary().is_empty(), "{} has no summary line", q.name);
             for stmt in split_statements(q.sql) {

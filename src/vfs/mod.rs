@@ -4,11 +4,11 @@
 //! one row in the change journal (`fs_change`). Adapters (FUSE, CLI) translate to and from
 //! these calls; `VfsError::errno` gives the errno for a failure.
 
-mod data;
+pub(crate) mod data;
 pub mod error;
 pub mod names;
 pub mod pool;
-mod rows;
+pub(crate) mod rows;
 pub mod types;
 
 use std::collections::HashMap;
