@@ -136,6 +136,15 @@ safe while the session is mounted."
         /// Session id or path to a .db file.
         session: String,
     },
+    /// Delete sessions whose last change is older than a duration (never a mounted one).
+    Gc {
+        /// Age, like 30m, 12h, 7d or "2weeks".
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Delete a session and its database files.
     Rm {
         /// Session id or path to a .db file.
@@ -221,6 +230,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Kv { session, op } => kv(&session, op),
         Command::Rm { session } => rm(&session),
         Command::Fsck { session, repair } => fsck(&session, repair),
+        Command::Gc {
+            older_than,
+            dry_run,
+        } => gc(&older_than, dry_run),
         Command::Fork { session, new } => fork(&session, &new),
         Command::Sql { session, sql, mode } => sql_command(&session, sql, &mode),
         Command::Vacuum { session } => {
@@ -706,6 +719,50 @@ fn fork(arg: &str, new: &str) -> Result<ExitCode> {
         to.id,
         to.path.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gc(older_than: &str, dry_run: bool) -> Result<ExitCode> {
+    let age = humantime::parse_duration(older_than).map_err(|e| {
+        anyhow!("--older-than {older_than:?} is not a duration ({e}); write e.g. 30m, 12h or 7d")
+    })?;
+    let home = session::home()?;
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let mut removed = 0;
+    for id in session::list_ids(&home) {
+        let r = SessionRef::parse(&id)?;
+        // The newest of the database and WAL modification times: the last change.
+        let last = r
+            .files()
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+            .max();
+        if last.is_none_or(|t| t >= cutoff) {
+            continue;
+        }
+        if let Some(point) = agentfs::mount::mounts_of(&r.path).first() {
+            eprintln!("keeping {id}: mounted at {}", point.display());
+            continue;
+        }
+        if dry_run {
+            println!("{id}");
+            continue;
+        }
+        for f in r.files() {
+            match std::fs::remove_file(&f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(anyhow!(e).context(format!("cannot remove {}", f.display()))),
+            }
+        }
+        println!("{id}");
+        removed += 1;
+    }
+    if !dry_run {
+        eprintln!("removed {removed} session(s) older than {older_than}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

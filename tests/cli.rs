@@ -496,3 +496,30 @@ fn fsck_reports_repairs_and_exits_by_outcome() {
     h.cmd(&["fsck", "s"]).assert().success();
     assert_eq!(h.ok(&["fs", "s", "cat", "/f"]), "x");
 }
+
+#[test]
+fn gc_removes_only_old_sessions_and_checks_the_duration() {
+    let h = Home::new();
+    h.ok(&["init", "old"]);
+    h.ok(&["init", "new"]);
+    // Age the old session's files by two days.
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    for suffix in ["old.db", "old.db-wal", "old.db-shm"] {
+        if let Ok(f) = std::fs::File::options().write(true).open(h.path(suffix)) {
+            f.set_modified(two_days_ago).unwrap();
+        }
+    }
+    assert_eq!(h.ok(&["gc", "--older-than", "1d", "--dry-run"]), "old\n");
+    assert!(std::path::Path::new(&h.path("old.db")).exists());
+    h.cmd(&["gc", "--older-than", "1d"])
+        .assert()
+        .success()
+        .stdout("old\n")
+        .stderr(contains("removed 1 session"));
+    assert!(!std::path::Path::new(&h.path("old.db")).exists());
+    assert!(std::path::Path::new(&h.path("new.db")).exists());
+    h.cmd(&["gc", "--older-than", "soon"])
+        .assert()
+        .code(1)
+        .stderr(contains("is not a duration"));
+}
