@@ -280,7 +280,7 @@ fn open_existing(arg: &str) -> Result<(SessionRef, Vfs)> {
 
 fn init(id: Option<String>, base: Option<PathBuf>) -> Result<ExitCode> {
     let id = id.unwrap_or_else(session::new_id);
-    let r = SessionRef::parse(&id)?;
+    let r = SessionRef::parse_new(&id)?;
     let base = match base {
         Some(b) => {
             let canon = std::fs::canonicalize(&b)
@@ -672,7 +672,7 @@ fn interactive(shell: &mut agentfs::repl::Shell) -> Result<()> {
 
 fn fork(arg: &str, new: &str) -> Result<ExitCode> {
     let (from, vfs) = open_existing(arg)?;
-    let to = SessionRef::parse(new)?;
+    let to = SessionRef::parse_new(new)?;
     if to.path.exists() {
         return Err(session::SessionError::Exists {
             id: to.id.clone(),
@@ -1171,6 +1171,7 @@ fn kv(arg: &str, op: KvOp) -> Result<ExitCode> {
             Some(v) => writeln!(out, "{v}")?,
             None => bail!("no key {key:?} in this session; list keys with `agentfs kv {arg} list`"),
         },
+        KvOp::Set { key, .. } if key.is_empty() => bail!("the key must not be empty"),
         KvOp::Set { key, value } => {
             if let Err(e) = serde_json::from_str::<serde_json::Value>(&value) {
                 bail!(

@@ -26,6 +26,8 @@ pub enum SessionError {
         "session {id:?} already exists at {path}; use it, or remove it first with `agentfs rm {id}`"
     )]
     Exists { id: String, path: PathBuf },
+    #[error("{0:?} is a path but does not end in .db; give a session id, or a path like {0}.db")]
+    NotDbPath(String),
     #[error("cannot find the agentfs home: set AGENTFS_HOME or HOME")]
     NoHome,
 }
@@ -87,6 +89,16 @@ impl SessionRef {
             path: home()?.join(format!("{arg}.db")),
             by_path: false,
         })
+    }
+
+    /// Like [`SessionRef::parse`], for a session about to be created: a path must end in
+    /// `.db`, so that a typo cannot create a database under an unexpected name.
+    pub fn parse_new(arg: &str) -> Result<SessionRef, SessionError> {
+        let r = SessionRef::parse(arg)?;
+        if r.by_path && r.path.extension().is_none_or(|e| e != "db") {
+            return Err(SessionError::NotDbPath(arg.to_string()));
+        }
+        Ok(r)
     }
 
     /// Fails with a hint to `agentfs init` if the database file does not exist.

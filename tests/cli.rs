@@ -523,3 +523,23 @@ fn gc_removes_only_old_sessions_and_checks_the_duration() {
         .code(1)
         .stderr(contains("is not a duration"));
 }
+
+#[test]
+fn new_sessions_by_path_must_end_in_db_and_keys_must_not_be_empty() {
+    let h = Home::new();
+    let odd = h.path("notes");
+    h.cmd(&["init", &odd])
+        .assert()
+        .code(1)
+        .stderr(contains("does not end in .db"));
+    assert!(!std::path::Path::new(&odd).exists());
+    h.ok(&["init", "s"]);
+    h.cmd(&["fork", "s", &odd])
+        .assert()
+        .code(1)
+        .stderr(contains("does not end in .db"));
+    h.cmd(&["kv", "s", "set", "", "1"])
+        .assert()
+        .code(1)
+        .stderr(contains("must not be empty"));
+}
