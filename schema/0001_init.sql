@@ -126,3 +126,8 @@ CREATE TABLE IF NOT EXISTS fs_orphan (
   pid INTEGER NOT NULL,
   since_ns INTEGER NOT NULL
 );
+
+-- Overlay: find the delta copy of a base inode; directories that hide the base directory
+-- at their path (a base directory was deleted and one of the same name created).
+CREATE INDEX IF NOT EXISTS fs_origin_by_base ON fs_origin(base_ino);
+CREATE TABLE IF NOT EXISTS fs_opaque (ino INTEGER PRIMARY KEY);

@@ -13,9 +13,9 @@ use fuser::{
     Request, TimeOrNow, WriteFlags,
 };
 
+use crate::overlay::Overlay;
 use crate::vfs::{
-    Attr, Creds, Fh, FileKind, Ino, RenameFlags, SetAttr, TimeSet, Timestamp, Vfs, VfsError,
-    XattrMode,
+    Attr, Creds, Fh, FileKind, Ino, RenameFlags, SetAttr, TimeSet, Timestamp, VfsError, XattrMode,
 };
 
 /// How long the kernel may trust names and attributes without asking again, by default, in
@@ -41,13 +41,13 @@ const READDIRPLUS_BATCH: usize = 32;
 
 /// A session served to the kernel.
 pub struct AgentFs {
-    vfs: Arc<Vfs>,
+    fs: Arc<Overlay>,
     ttl: Duration,
 }
 
 impl AgentFs {
-    pub fn new(vfs: Arc<Vfs>, ttl: Duration) -> AgentFs {
-        AgentFs { vfs, ttl }
+    pub fn new(fs: Arc<Overlay>, ttl: Duration) -> AgentFs {
+        AgentFs { fs, ttl }
     }
 }
 
@@ -165,20 +165,20 @@ impl Filesystem for AgentFs {
 
     fn destroy(&mut self) {
         // Unmount: give the space of deleted files back now.
-        if let Err(e) = self.vfs.compact() {
+        if let Err(e) = self.fs.vfs().compact() {
             eprintln!("agentfs: could not compact the session at unmount: {e}");
         }
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.vfs.lookup(Ino(parent.0), name.as_bytes()) {
+        match self.fs.lookup(Ino(parent.0), name.as_bytes()) {
             Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno("lookup", parent.0, e)),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.vfs.getattr(Ino(ino.0)) {
+        match self.fs.getattr(Ino(ino.0)) {
             Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
             Err(e) => reply.error(errno("getattr", ino.0, e)),
         }
@@ -210,14 +210,14 @@ impl Filesystem for AgentFs {
             atime: atime.map(time_set),
             mtime: mtime.map(time_set),
         };
-        match self.vfs.setattr(Ino(ino.0), &set) {
+        match self.fs.setattr(Ino(ino.0), &set) {
             Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
             Err(e) => reply.error(errno("setattr", ino.0, e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.vfs.readlink(Ino(ino.0)) {
+        match self.fs.readlink(Ino(ino.0)) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno("readlink", ino.0, e)),
         }
@@ -237,7 +237,7 @@ impl Filesystem for AgentFs {
             return reply.error(Errno::from_i32(libc::EINVAL));
         };
         match self
-            .vfs
+            .fs
             .mknod(Ino(parent.0), name.as_bytes(), kind, mode, rdev, creds(req))
         {
             Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
@@ -255,7 +255,7 @@ impl Filesystem for AgentFs {
         reply: ReplyEntry,
     ) {
         match self
-            .vfs
+            .fs
             .mkdir(Ino(parent.0), name.as_bytes(), mode, creds(req))
         {
             Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
@@ -264,14 +264,14 @@ impl Filesystem for AgentFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.vfs.unlink(Ino(parent.0), name.as_bytes()) {
+        match self.fs.unlink(Ino(parent.0), name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("unlink", parent.0, e)),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.vfs.rmdir(Ino(parent.0), name.as_bytes()) {
+        match self.fs.rmdir(Ino(parent.0), name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("rmdir", parent.0, e)),
         }
@@ -285,7 +285,7 @@ impl Filesystem for AgentFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        match self.vfs.symlink(
+        match self.fs.symlink(
             Ino(parent.0),
             link_name.as_bytes(),
             target.as_os_str().as_bytes(),
@@ -313,7 +313,7 @@ impl Filesystem for AgentFs {
             noreplace: flags.contains(fuser::RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
         };
-        match self.vfs.rename(
+        match self.fs.rename(
             Ino(parent.0),
             name.as_bytes(),
             Ino(newparent.0),
@@ -334,7 +334,7 @@ impl Filesystem for AgentFs {
         reply: ReplyEntry,
     ) {
         match self
-            .vfs
+            .fs
             .link(Ino(ino.0), Ino(newparent.0), newname.as_bytes())
         {
             Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
@@ -342,8 +342,9 @@ impl Filesystem for AgentFs {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.vfs.open(Ino(ino.0)) {
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
+        match self.fs.open(Ino(ino.0), write) {
             Ok(fh) => reply.opened(FileHandle(fh.0), FILE_OPEN_FLAGS),
             Err(e) => reply.error(errno("open", ino.0, e)),
         }
@@ -360,7 +361,7 @@ impl Filesystem for AgentFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.vfs.read(Fh(fh.0), offset, size) {
+        match self.fs.read(Fh(fh.0), offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(errno("read", ino.0, e)),
         }
@@ -378,7 +379,7 @@ impl Filesystem for AgentFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.vfs.write(Fh(fh.0), offset, data) {
+        match self.fs.write(Fh(fh.0), offset, data) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno("write", ino.0, e)),
         }
@@ -406,7 +407,7 @@ impl Filesystem for AgentFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        match self.vfs.release(Fh(fh.0)) {
+        match self.fs.release(Fh(fh.0)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("release", ino.0, e)),
         }
@@ -420,27 +421,44 @@ impl Filesystem for AgentFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.vfs.fsync() {
+        match self.fs.fsync() {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fsync", ino.0, e)),
         }
     }
 
-    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        // The kernel opens only directories (it checks the type itself), so there is nothing
-        // to look up. It may cache listings (FOPEN_CACHE_DIR); it drops them itself when the
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // The kernel may cache listings (FOPEN_CACHE_DIR); it drops them itself when the
         // directory changes through this mount, and the journal watcher for other changes.
-        reply.opened(
-            FileHandle(0),
-            FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
-        );
+        let flags = FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE;
+        if !self.fs.has_base() {
+            // The kernel opens only directories, so there is nothing to look up.
+            return reply.opened(FileHandle(0), flags);
+        }
+        // An overlay directory is listed once per open: offsets index into that snapshot.
+        match self.fs.opendir(Ino(ino.0)) {
+            Ok(fh) => reply.opened(FileHandle(fh), flags),
+            Err(e) => reply.error(errno("opendir", ino.0, e)),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
     }
 
     fn readdir(
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
@@ -449,7 +467,7 @@ impl Filesystem for AgentFs {
             return reply.ok();
         }
         if offset < 2 {
-            let parent = match self.vfs.parent_of(dir) {
+            let parent = match self.fs.parent_of(dir) {
                 Ok(p) => p,
                 Err(e) => return reply.error(errno("readdir", ino.0, e)),
             };
@@ -457,9 +475,25 @@ impl Filesystem for AgentFs {
                 return reply.ok();
             }
         }
+        if self.fs.has_base() {
+            let from = offset.saturating_sub(DOT_OFFSETS) as usize;
+            for (i, e) in self
+                .fs
+                .snapshot(fh.0, from, usize::MAX)
+                .into_iter()
+                .enumerate()
+            {
+                let cookie = (from + i) as u64 + DOT_OFFSETS + 1;
+                let name = OsStr::from_bytes(&e.name);
+                if reply.add(INodeNo(e.attr.ino.0), cookie, file_type(e.attr.kind), name) {
+                    break;
+                }
+            }
+            return reply.ok();
+        }
         let mut after = offset.saturating_sub(DOT_OFFSETS);
         loop {
-            let batch = match self.vfs.readdir(dir, after, READDIR_BATCH) {
+            let batch = match self.fs.vfs().readdir(dir, after, READDIR_BATCH) {
                 Ok(b) => b,
                 Err(e) => return reply.error(errno("readdir", ino.0, e)),
             };
@@ -486,20 +520,20 @@ impl Filesystem for AgentFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
         let dir = Ino(ino.0);
         if offset < 2 {
-            let this = match self.vfs.getattr(dir) {
+            let this = match self.fs.getattr(dir) {
                 Ok(a) => a,
                 Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
             };
             if offset < 1 && reply.add(ino, 1, ".", &self.ttl, &file_attr(&this), Generation(0)) {
                 return reply.ok();
             }
-            let parent = match self.vfs.parent_of(dir).and_then(|p| self.vfs.getattr(p)) {
+            let parent = match self.fs.parent_of(dir).and_then(|p| self.fs.getattr(p)) {
                 Ok(a) => a,
                 Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
             };
@@ -514,9 +548,26 @@ impl Filesystem for AgentFs {
                 return reply.ok();
             }
         }
+        if self.fs.has_base() {
+            let from = offset.saturating_sub(DOT_OFFSETS) as usize;
+            for (i, e) in self
+                .fs
+                .snapshot(fh.0, from, usize::MAX)
+                .into_iter()
+                .enumerate()
+            {
+                let cookie = (from + i) as u64 + DOT_OFFSETS + 1;
+                let name = OsStr::from_bytes(&e.name);
+                let attr = file_attr(&e.attr);
+                if reply.add(attr.ino, cookie, name, &self.ttl, &attr, Generation(0)) {
+                    break;
+                }
+            }
+            return reply.ok();
+        }
         let mut after = offset.saturating_sub(DOT_OFFSETS);
         loop {
-            let batch = match self.vfs.readdir_plus(dir, after, READDIRPLUS_BATCH) {
+            let batch = match self.fs.vfs().readdir_plus(dir, after, READDIRPLUS_BATCH) {
                 Ok(b) => b,
                 Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
             };
@@ -549,14 +600,14 @@ impl Filesystem for AgentFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.vfs.fsync() {
+        match self.fs.fsync() {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fsyncdir", ino.0, e)),
         }
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        match self.vfs.statfs() {
+        match self.fs.statfs() {
             Ok(s) => reply.statfs(
                 s.blocks,
                 s.blocks_free,
@@ -588,21 +639,21 @@ impl Filesystem for AgentFs {
         } else {
             XattrMode::Any
         };
-        match self.vfs.setxattr(Ino(ino.0), name.as_bytes(), value, mode) {
+        match self.fs.setxattr(Ino(ino.0), name.as_bytes(), value, mode) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("setxattr", ino.0, e)),
         }
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self.vfs.getxattr(Ino(ino.0), name.as_bytes()) {
+        match self.fs.getxattr(Ino(ino.0), name.as_bytes()) {
             Ok(v) => reply_sized(reply, size, &v),
             Err(e) => reply.error(errno("getxattr", ino.0, e)),
         }
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.vfs.listxattr(Ino(ino.0)) {
+        match self.fs.listxattr(Ino(ino.0)) {
             Ok(names) => {
                 let mut list = Vec::new();
                 for n in names {
@@ -616,7 +667,7 @@ impl Filesystem for AgentFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.vfs.removexattr(Ino(ino.0), name.as_bytes()) {
+        match self.fs.removexattr(Ino(ino.0), name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("removexattr", ino.0, e)),
         }
@@ -638,7 +689,7 @@ impl Filesystem for AgentFs {
         reply: ReplyCreate,
     ) {
         match self
-            .vfs
+            .fs
             .create(Ino(parent.0), name.as_bytes(), mode, creds(req))
         {
             Ok((a, fh)) => reply.created(
@@ -662,7 +713,7 @@ impl Filesystem for AgentFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        match self.vfs.fallocate(Ino(ino.0), offset, length, mode) {
+        match self.fs.fallocate(Ino(ino.0), offset, length, mode) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fallocate", ino.0, e)),
         }

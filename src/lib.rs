@@ -5,6 +5,7 @@ pub mod fsck;
 pub mod fuse;
 pub mod kv;
 pub mod mount;
+pub mod overlay;
 pub mod repl;
 pub mod session;
 pub mod store;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::fuse::AgentFs;
+use crate::overlay::Overlay;
 use crate::vfs::Vfs;
 
 /// How the mount is served.
@@ -202,15 +203,27 @@ pub fn serve(
     vfs.use_background_maintenance()
         .context("cannot set up background maintenance")?;
     let start_seq = vfs.last_change_seq().unwrap_or(0);
-    let session =
-        match fuser::Session::new(AgentFs::new(vfs.clone(), config.ttl), &dir, &fuse_config) {
-            Ok(s) => s,
-            Err(e) => {
-                let e = explain_mount_error(&dir, e);
-                ready(Err(format!("{e:#}")));
-                return Err(e);
-            }
-        };
+    let base = match vfs.store().and_then(|s| Ok(s.base_path()?)) {
+        Ok(b) => b,
+        Err(e) => {
+            let e = anyhow!("cannot read the session's base directory: {e}");
+            ready(Err(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    let overlay = Arc::new(Overlay::new(vfs.clone(), base));
+    let session = match fuser::Session::new(
+        AgentFs::new(overlay.clone(), config.ttl),
+        &dir,
+        &fuse_config,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let e = explain_mount_error(&dir, e);
+            ready(Err(format!("{e:#}")));
+            return Err(e);
+        }
+    };
     let mut session = session;
     let mut unmounter = session.unmount_callable();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -228,8 +241,8 @@ pub fn serve(
     });
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
-        let (vfs, notifier, stop) = (vfs.clone(), session.notifier(), stop.clone());
-        std::thread::spawn(move || watch_foreign_changes(&vfs, &notifier, start_seq, &stop))
+        let (overlay, notifier, stop) = (overlay.clone(), session.notifier(), stop.clone());
+        std::thread::spawn(move || watch_foreign_changes(&overlay, &notifier, start_seq, &stop))
     };
     let maintainer = {
         let (vfs, stop) = (vfs.clone(), stop.clone());
@@ -266,7 +279,13 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 /// Keeps the kernel's caches true to the database when other processes (another mount of the
 /// same session, `agentfs fs`) change it: their journal rows name the inodes and paths whose
 /// cached attributes, pages and names must go.
-fn watch_foreign_changes(vfs: &Vfs, notifier: &fuser::Notifier, mut seen: i64, stop: &AtomicBool) {
+fn watch_foreign_changes(
+    overlay: &Overlay,
+    notifier: &fuser::Notifier,
+    mut seen: i64,
+    stop: &AtomicBool,
+) {
+    let vfs = overlay.vfs();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(WATCH_INTERVAL);
         let last = match vfs.last_change_seq() {
@@ -289,7 +308,7 @@ fn watch_foreign_changes(vfs: &Vfs, notifier: &fuser::Notifier, mut seen: i64, s
                 break;
             }
             for row in &rows {
-                invalidate(vfs, notifier, row);
+                invalidate(overlay, notifier, row);
             }
             seen = rows.last().map_or(last, |r| r.seq);
         }
@@ -298,9 +317,10 @@ fn watch_foreign_changes(vfs: &Vfs, notifier: &fuser::Notifier, mut seen: i64, s
 
 /// Drops what the kernel caches about one foreign change. Errors mean the kernel did not
 /// have it cached, which is fine.
-fn invalidate(vfs: &Vfs, notifier: &fuser::Notifier, row: &crate::vfs::JournalRow) {
+fn invalidate(overlay: &Overlay, notifier: &fuser::Notifier, row: &crate::vfs::JournalRow) {
+    let vfs = overlay.vfs();
     if let Some(ino) = row.ino {
-        let _ = notifier.inval_inode(fuser::INodeNo(ino.0), 0, 0);
+        let _ = notifier.inval_inode(fuser::INodeNo(overlay.node_id(ino).0), 0, 0);
     }
     for path in [&row.path, &row.old_path].into_iter().flatten() {
         let cut = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
@@ -309,9 +329,9 @@ fn invalidate(vfs: &Vfs, notifier: &fuser::Notifier, row: &crate::vfs::JournalRo
             continue;
         }
         if let Ok(parent) = vfs.resolve(dir, true) {
-            let _ =
-                notifier.inval_entry(fuser::INodeNo(parent.0), std::ffi::OsStr::from_bytes(name));
-            let _ = notifier.inval_inode(fuser::INodeNo(parent.0), 0, 0);
+            let node = overlay.node_id(parent);
+            let _ = notifier.inval_entry(fuser::INodeNo(node.0), std::ffi::OsStr::from_bytes(name));
+            let _ = notifier.inval_inode(fuser::INodeNo(node.0), 0, 0);
         }
     }
 }

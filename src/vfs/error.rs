@@ -36,6 +36,8 @@ pub enum VfsError {
     NotSupported,
     #[error("no space left on device")]
     NoSpace,
+    #[error("cannot move this directory within the overlay (it has base content)")]
+    CrossDevice,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -68,6 +70,7 @@ impl VfsError {
             VfsError::TooBig => libc::EFBIG,
             VfsError::NotSupported => libc::EOPNOTSUPP,
             VfsError::NoSpace => libc::ENOSPC,
+            VfsError::CrossDevice => libc::EXDEV,
             VfsError::Store(StoreError::Io { source, .. }) => {
                 source.raw_os_error().unwrap_or(libc::EIO)
             }

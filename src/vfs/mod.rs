@@ -431,6 +431,193 @@ impl Vfs {
         Ok(attr)
     }
 
+    /// Copies a base entry into the delta as entry `name` of `parent`, in one transaction:
+    /// its metadata, its bytes (read from `c.data`) and its origin (`fs_origin`), so a crash
+    /// never leaves half a copy shadowing the base. Not journaled: the merged view does not
+    /// change; the change that needed the copy is journaled by its own operation.
+    pub fn copy_up(&self, parent: Ino, name: &[u8], c: CopyUp<'_>) -> VfsResult<Attr> {
+        names::check_name(name)?;
+        let chunk_size = self.chunk_size;
+        let now = Timestamp::now();
+        let mut store = self.writer()?;
+        let tx = store.write_tx()?;
+        rows::dir_attr(&tx, parent)?;
+        if let Some(existing) = rows::child(&tx, parent, name)? {
+            // Another thread copied it up first.
+            return rows::attr(&tx, existing);
+        }
+        let is_dir = c.kind == FileKind::Dir;
+        let new = rows::NewInode {
+            mode: c.kind.type_bits() | (c.perm & 0o7777),
+            nlink: if is_dir { 2 } else { 1 },
+            uid: c.uid,
+            gid: c.gid,
+            rdev: c.rdev,
+            size: c.symlink_target.map_or(0, |t| t.len() as u64),
+        };
+        let ino = rows::insert_inode(&tx, &new, now)?;
+        rows::insert_dentry(&tx, parent, name, ino)?;
+        if let Some(target) = c.symlink_target {
+            tx.prepare_cached("INSERT INTO fs_symlink (ino, target) VALUES (?1, ?2)")?
+                .execute(params![ino.0 as i64, names::to_sql(target)])?;
+        }
+        if is_dir {
+            rows::add_nlink(&tx, parent, 1, None)?;
+        }
+        if let Some(reader) = c.data {
+            let mut size = 0u64;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = reader.read(&mut buf).map_err(|e| {
+                    VfsError::Store(crate::store::StoreError::Io {
+                        path: std::path::PathBuf::from(String::from_utf8_lossy(name).into_owned()),
+                        source: e,
+                    })
+                })?;
+                if n == 0 {
+                    break;
+                }
+                size = data::write(&tx, chunk_size, ino, size, size, &buf[..n])?;
+            }
+            tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
+                .execute(params![ino.0 as i64, size as i64])?;
+        }
+        tx.prepare_cached(
+            "UPDATE fs_inode SET atime = ?2, atime_nsec = ?3, mtime = ?4, mtime_nsec = ?5 WHERE ino = ?1",
+        )?
+        .execute(params![
+            ino.0 as i64,
+            c.atime.sec,
+            c.atime.nsec as i64,
+            c.mtime.sec,
+            c.mtime.nsec as i64
+        ])?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO fs_origin (delta_ino, base_ino) VALUES (?1, ?2)",
+        )?
+        .execute(params![ino.0 as i64, c.base_ino as i64])?;
+        let attr = rows::attr(&tx, ino)?;
+        tx.commit()?;
+        Ok(attr)
+    }
+
+    /// The delta inode copied up from base inode `base_ino`, if any.
+    pub fn delta_of_base(&self, base_ino: u64) -> VfsResult<Option<Ino>> {
+        let store = self.store()?;
+        let d: Option<i64> = store
+            .conn
+            .prepare_cached("SELECT delta_ino FROM fs_origin WHERE base_ino = ?1")?
+            .query_row([base_ino as i64], |r| r.get(0))
+            .optional()?;
+        Ok(d.map(|d| Ino(d as u64)))
+    }
+
+    /// The base inode a delta inode was copied up from, if any.
+    pub fn origin_of(&self, ino: Ino) -> VfsResult<Option<u64>> {
+        let store = self.store()?;
+        let b: Option<i64> = store
+            .conn
+            .prepare_cached("SELECT base_ino FROM fs_origin WHERE delta_ino = ?1")?
+            .query_row([ino.0 as i64], |r| r.get(0))
+            .optional()?;
+        Ok(b.map(|b| b as u64))
+    }
+
+    /// Whether `path` (of the merged view) is whited out.
+    pub fn is_whiteout(&self, path: &[u8]) -> VfsResult<bool> {
+        let store = self.store()?;
+        Ok(store
+            .conn
+            .prepare_cached("SELECT 1 FROM fs_whiteout WHERE path = ?1")?
+            .query_row([names::to_sql(path)], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Names whited out directly under `dir_path`.
+    pub fn whiteouts_in(&self, dir_path: &[u8]) -> VfsResult<std::collections::HashSet<Vec<u8>>> {
+        let store = self.store()?;
+        let mut stmt = store
+            .conn
+            .prepare_cached("SELECT path FROM fs_whiteout WHERE parent_path = ?1")?;
+        let paths = stmt
+            .query_map([names::to_sql(dir_path)], |r| {
+                names::from_sql(r.get_ref(0)?)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(paths
+            .into_iter()
+            .filter_map(|p| p.rsplit(|&b| b == b'/').next().map(<[u8]>::to_vec))
+            .collect())
+    }
+
+    /// Marks `path` as deleted from the base (`whiteout`) or not (`!whiteout`).
+    pub fn set_whiteout(&self, path: &[u8], whiteout: bool) -> VfsResult<()> {
+        self.whiteout_change(path, whiteout, None)
+    }
+
+    /// Whites out a base path whose deletion no delta entry journals, journaling it as `op`
+    /// (`unlink` or `rmdir`) in the same transaction.
+    pub fn delete_base_path(&self, path: &[u8], op: &str) -> VfsResult<()> {
+        self.whiteout_change(path, true, Some(op))
+    }
+
+    fn whiteout_change(&self, path: &[u8], whiteout: bool, op: Option<&str>) -> VfsResult<()> {
+        let now = Timestamp::now();
+        let runner = self.runner();
+        let mut store = self.writer()?;
+        if whiteout {
+            let cut = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
+            let parent: &[u8] = if cut == 0 { b"/" } else { &path[..cut] };
+            let tx = store.write_tx()?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO fs_whiteout (path, parent_path, created_at) VALUES (?1, ?2, unixepoch())",
+            )?
+            .execute(params![names::to_sql(path), names::to_sql(parent)])?;
+            if let Some(op) = op {
+                let change = rows::Change {
+                    op,
+                    ino: None,
+                    path: Some(path),
+                    old_path: None,
+                };
+                rows::journal(&tx, runner, now, change)?;
+            }
+            tx.commit()?;
+        } else {
+            store
+                .conn
+                .prepare_cached("DELETE FROM fs_whiteout WHERE path = ?1")?
+                .execute([names::to_sql(path)])?;
+        }
+        Ok(())
+    }
+
+    /// Whether delta directory `dir` hides the base directory at its path (it replaced a
+    /// deleted one).
+    pub fn is_opaque(&self, dir: Ino) -> VfsResult<bool> {
+        let store = self.store()?;
+        Ok(store
+            .conn
+            .prepare_cached("SELECT 1 FROM fs_opaque WHERE ino = ?1")?
+            .query_row([dir.0 as i64], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    pub fn set_opaque(&self, dir: Ino) -> VfsResult<()> {
+        self.writer()?
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO fs_opaque (ino) VALUES (?1)")?
+            .execute([dir.0 as i64])?;
+        Ok(())
+    }
+
+    /// The path of `ino` in the delta (the merged view's path), if it has a name.
+    pub fn path_of(&self, ino: Ino) -> VfsResult<Option<Vec<u8>>> {
+        rows::path_of(&self.store()?.conn, ino)
+    }
+
     /// Creates and opens a regular file; `Exists` if the name is taken.
     pub fn create(
         &self,

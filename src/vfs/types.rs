@@ -172,3 +172,19 @@ pub struct JournalRow {
     pub path: Option<Vec<u8>>,
     pub old_path: Option<Vec<u8>>,
 }
+
+/// A base entry to copy into the delta (see `Vfs::copy_up`).
+pub struct CopyUp<'a> {
+    pub kind: FileKind,
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    pub atime: Timestamp,
+    pub mtime: Timestamp,
+    pub symlink_target: Option<&'a [u8]>,
+    /// The file's bytes (regular files only).
+    pub data: Option<&'a mut dyn std::io::Read>,
+    /// The base inode number, kept in `fs_origin`.
+    pub base_ino: u64,
+}

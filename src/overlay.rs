@@ -1,0 +1,798 @@
+//! The copy-on-write overlay: a host directory (the base, never written) under the session's
+//! delta. Lookups go delta entry, then whiteout, then base entry (SPEC 0.4); reads of
+//! untouched base files go straight to the host; the first change to a base entry copies it
+//! (and its parent directories) into the delta.
+//!
+//! Node ids (which are also the inode numbers programs see): anything that came from the base
+//! is addressed by its host st_ino, before and after copy-up (`fs_origin` maps it to the delta
+//! copy), so inode numbers stay stable and match the host's (git's index finds its files
+//! unchanged). Inodes created in the session are `DELTA_NODE | ino`; the root is 1. Without a
+//! base, every call goes straight to the core and node ids are plain inos.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::vfs::{
+    Attr, CopyUp, Creds, Fh, FileKind, Ino, RenameFlags, SetAttr, StatFs, Timestamp, Vfs, VfsError,
+    VfsResult, XattrMode,
+};
+
+/// Marks node ids of inodes created in the session (not from the base).
+pub const DELTA_NODE: u64 = 1 << 62;
+
+/// One entry of a merged directory listing.
+#[derive(Debug, Clone)]
+pub struct OverlayEntry {
+    pub name: Vec<u8>,
+    pub attr: Attr,
+}
+
+/// What a node id stands for.
+#[derive(Debug, Clone)]
+enum Node {
+    /// An inode of the delta.
+    Delta(Ino),
+    /// A base entry not copied up: its path from the base root (`/a/b`, `/` for the root).
+    Base(Vec<u8>),
+}
+
+/// An open file: the delta's handle, or the host file for a base file only read.
+enum Handle {
+    Delta(Fh),
+    Base(File),
+}
+
+/// A session with an optional base directory, as served to the kernel.
+pub struct Overlay {
+    vfs: Arc<Vfs>,
+    base: Option<PathBuf>,
+    /// Base st_ino -> path from the base root, learned at lookup.
+    base_paths: Mutex<HashMap<u64, Vec<u8>>>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    next_fh: Mutex<u64>,
+    /// Directory snapshots for readdir, per open directory handle.
+    listings: Mutex<HashMap<u64, Vec<OverlayEntry>>>,
+}
+
+fn io_err(e: std::io::Error) -> VfsError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => VfsError::NotFound,
+        Some(libc::ENOTDIR) => VfsError::NotDir,
+        Some(libc::ELOOP) => VfsError::Loop,
+        Some(libc::ENAMETOOLONG) => VfsError::NameTooLong,
+        _ => VfsError::Store(crate::store::StoreError::Io {
+            path: PathBuf::from("base"),
+            source: e,
+        }),
+    }
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if p != b"/" {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+fn ts(sec: i64, nsec: i64) -> Timestamp {
+    Timestamp {
+        sec,
+        nsec: nsec.clamp(0, 999_999_999) as u32,
+    }
+}
+
+/// Attributes of a base entry, addressed by its node id.
+fn base_attr(md: &std::fs::Metadata) -> Attr {
+    Attr {
+        ino: Ino(md.ino()),
+        kind: FileKind::from_mode(md.mode()).unwrap_or(FileKind::File),
+        perm: md.mode() & 0o7777,
+        nlink: md.nlink() as u32,
+        uid: md.uid(),
+        gid: md.gid(),
+        size: md.size(),
+        blocks: md.blocks(),
+        rdev: md.rdev() as u32,
+        atime: ts(md.atime(), md.atime_nsec()),
+        mtime: ts(md.mtime(), md.mtime_nsec()),
+        ctime: ts(md.ctime(), md.ctime_nsec()),
+    }
+}
+
+impl Overlay {
+    /// Serves `vfs`; with `base`, as an overlay over that host directory.
+    pub fn new(vfs: Arc<Vfs>, base: Option<PathBuf>) -> Overlay {
+        Overlay {
+            vfs,
+            base,
+            base_paths: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: Mutex::new(1),
+            listings: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn vfs(&self) -> &Arc<Vfs> {
+        &self.vfs
+    }
+
+    pub fn has_base(&self) -> bool {
+        self.base.is_some()
+    }
+
+    fn host(&self, path: &[u8]) -> PathBuf {
+        let base = self.base.as_deref().unwrap_or(Path::new("/"));
+        base.join(OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path)))
+    }
+
+    /// lstat of a base path; `None` if there is nothing there.
+    fn base_stat(&self, path: &[u8]) -> VfsResult<Option<std::fs::Metadata>> {
+        if self.base.is_none() {
+            return Ok(None);
+        }
+        match std::fs::symlink_metadata(self.host(path)) {
+            Ok(md) => Ok(Some(md)),
+            // A path too long for the host cannot be in the base.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    fn remember(&self, md: &std::fs::Metadata, path: &[u8]) {
+        self.base_paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(md.ino(), path.to_vec());
+    }
+
+    fn resolve(&self, node: Ino) -> VfsResult<Node> {
+        if self.base.is_none() || node == Ino::ROOT {
+            return Ok(Node::Delta(node));
+        }
+        if node.0 & DELTA_NODE != 0 {
+            return Ok(Node::Delta(Ino(node.0 & !DELTA_NODE)));
+        }
+        let base_ino = node.0;
+        if let Some(d) = self.vfs.delta_of_base(base_ino)? {
+            return Ok(Node::Delta(d));
+        }
+        let path = self
+            .base_paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&base_ino)
+            .cloned();
+        path.map(Node::Base).ok_or(VfsError::NotFound)
+    }
+
+    /// A delta attribute, addressed by its node id (base-origin inodes keep the base's).
+    fn delta_attr(&self, mut attr: Attr) -> VfsResult<Attr> {
+        if self.base.is_some() && attr.ino != Ino::ROOT {
+            attr.ino = match self.vfs.origin_of(attr.ino)? {
+                Some(b) => Ino(b),
+                None => Ino(attr.ino.0 | DELTA_NODE),
+            };
+        }
+        Ok(attr)
+    }
+
+    /// The node id the kernel knows a delta inode by.
+    pub fn node_id(&self, ino: Ino) -> Ino {
+        if self.base.is_none() || ino == Ino::ROOT {
+            return ino;
+        }
+        match self.vfs.origin_of(ino) {
+            Ok(Some(b)) => Ino(b),
+            _ => Ino(ino.0 | DELTA_NODE),
+        }
+    }
+
+    /// The merged-view path of a node.
+    fn path_of(&self, node: &Node) -> VfsResult<Vec<u8>> {
+        match node {
+            Node::Delta(d) => self.vfs.path_of(*d)?.ok_or(VfsError::NotFound),
+            Node::Base(p) => Ok(p.clone()),
+        }
+    }
+
+    /// Whether a delta directory shows the base directory at its path.
+    fn shows_base(&self, dir: Ino) -> VfsResult<bool> {
+        Ok(self.base.is_some() && !self.vfs.is_opaque(dir)?)
+    }
+
+    // ----- lookups ------------------------------------------------------------------------
+
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> VfsResult<Attr> {
+        if self.base.is_none() {
+            return self.vfs.lookup(parent, name);
+        }
+        let parent_node = self.resolve(parent)?;
+        let dir_path = match &parent_node {
+            Node::Delta(d) => {
+                match self.vfs.lookup(*d, name) {
+                    Ok(a) => return self.delta_attr(a),
+                    Err(VfsError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+                if !self.shows_base(*d)? {
+                    return Err(VfsError::NotFound);
+                }
+                self.path_of(&parent_node)?
+            }
+            Node::Base(p) => p.clone(),
+        };
+        let path = join(&dir_path, name);
+        if self.vfs.is_whiteout(&path)? {
+            return Err(VfsError::NotFound);
+        }
+        match self.base_stat(&path)? {
+            Some(md) => {
+                self.remember(&md, &path);
+                Ok(base_attr(&md))
+            }
+            None => Err(VfsError::NotFound),
+        }
+    }
+
+    pub fn getattr(&self, ino: Ino) -> VfsResult<Attr> {
+        match self.resolve(ino)? {
+            Node::Delta(d) => self.delta_attr(self.vfs.getattr(d)?),
+            Node::Base(p) => self
+                .base_stat(&p)?
+                .map(|md| base_attr(&md))
+                .ok_or(VfsError::NotFound),
+        }
+    }
+
+    pub fn readlink(&self, ino: Ino) -> VfsResult<Vec<u8>> {
+        match self.resolve(ino)? {
+            Node::Delta(d) => self.vfs.readlink(d),
+            Node::Base(p) => std::fs::read_link(self.host(&p))
+                .map(|t| t.into_os_string().into_vec())
+                .map_err(|e| {
+                    if e.raw_os_error() == Some(libc::EINVAL) {
+                        VfsError::NotSymlink
+                    } else {
+                        io_err(e)
+                    }
+                }),
+        }
+    }
+
+    /// The merged listing of a directory: delta entries, then base entries that are neither
+    /// shadowed by a delta entry nor whited out.
+    pub fn list(&self, dir: Ino) -> VfsResult<Vec<OverlayEntry>> {
+        let node = self.resolve(dir)?;
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let base_dir = match &node {
+            Node::Delta(d) => {
+                let mut after = 0;
+                loop {
+                    let batch = self.vfs.readdir_plus(*d, after, 1024)?;
+                    let Some(last) = batch.last() else { break };
+                    after = last.0.offset;
+                    for (e, a) in batch {
+                        seen.insert(e.name.clone());
+                        out.push(OverlayEntry {
+                            name: e.name,
+                            attr: self.delta_attr(a)?,
+                        });
+                    }
+                }
+                if self.shows_base(*d)? {
+                    Some(self.path_of(&node)?)
+                } else {
+                    None
+                }
+            }
+            Node::Base(p) => Some(p.clone()),
+        };
+        if let Some(dir_path) = base_dir
+            && self.base.is_some()
+        {
+            let hidden = self.vfs.whiteouts_in(&dir_path)?;
+            let entries = match std::fs::read_dir(self.host(&dir_path)) {
+                Ok(e) => e,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG)
+                    ) =>
+                {
+                    return Ok(out);
+                }
+                Err(e) => return Err(io_err(e)),
+            };
+            let mut base_entries = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(io_err)?;
+                let name = entry.file_name().into_vec();
+                if seen.contains(&name) || hidden.contains(&name) {
+                    continue;
+                }
+                let path = join(&dir_path, &name);
+                if let Some(md) = self.base_stat(&path)? {
+                    self.remember(&md, &path);
+                    base_entries.push(OverlayEntry {
+                        name,
+                        attr: base_attr(&md),
+                    });
+                }
+            }
+            base_entries.sort_by(|a, b| a.name.cmp(&b.name));
+            out.extend(base_entries);
+        }
+        Ok(out)
+    }
+
+    /// Takes a snapshot of a directory for readdir; offsets index into it.
+    pub fn opendir(&self, dir: Ino) -> VfsResult<u64> {
+        let listing = self.list(dir)?;
+        let fh = self.next_handle();
+        self.listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, listing);
+        Ok(fh)
+    }
+
+    /// Entries of an open directory snapshot from position `from`.
+    pub fn snapshot(&self, fh: u64, from: usize, max: usize) -> Vec<OverlayEntry> {
+        self.listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh)
+            .map(|l| l.iter().skip(from).take(max).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh);
+    }
+
+    /// The parent directory's node id, for "..".
+    pub fn parent_of(&self, dir: Ino) -> VfsResult<Ino> {
+        match self.resolve(dir)? {
+            Node::Delta(d) => {
+                let p = self.vfs.parent_of(d)?;
+                Ok(self.delta_attr(self.vfs.getattr(p)?)?.ino)
+            }
+            Node::Base(_) => Ok(Ino::ROOT),
+        }
+    }
+
+    // ----- copy-up ------------------------------------------------------------------------
+
+    /// The delta inode of `node`, copying it (and its parents) up from the base first.
+    fn copy_up(&self, node: &Node) -> VfsResult<Ino> {
+        let path = match node {
+            Node::Delta(d) => return Ok(*d),
+            Node::Base(p) => p.clone(),
+        };
+        self.copy_up_path(&path)
+    }
+
+    fn copy_up_path(&self, path: &[u8]) -> VfsResult<Ino> {
+        let mut dir = Ino::ROOT;
+        let mut cur: Vec<u8> = b"/".to_vec();
+        let parts: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty())
+            .collect();
+        for part in parts {
+            cur = join(&cur, part);
+            match self.vfs.lookup(dir, part) {
+                Ok(a) => {
+                    dir = a.ino;
+                    continue;
+                }
+                Err(VfsError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+            let md = self.base_stat(&cur)?.ok_or(VfsError::NotFound)?;
+            let kind = FileKind::from_mode(md.mode()).unwrap_or(FileKind::File);
+            let target = if kind == FileKind::Symlink {
+                Some(
+                    std::fs::read_link(self.host(&cur))
+                        .map_err(io_err)?
+                        .into_os_string()
+                        .into_vec(),
+                )
+            } else {
+                None
+            };
+            let mut file = if kind == FileKind::File {
+                Some(File::open(self.host(&cur)).map_err(io_err)?)
+            } else {
+                None
+            };
+            let attr = self.vfs.copy_up(
+                dir,
+                part,
+                CopyUp {
+                    kind,
+                    perm: md.mode() & 0o7777,
+                    uid: md.uid(),
+                    gid: md.gid(),
+                    rdev: md.rdev() as u32,
+                    atime: ts(md.atime(), md.atime_nsec()),
+                    mtime: ts(md.mtime(), md.mtime_nsec()),
+                    symlink_target: target.as_deref(),
+                    data: file.as_mut().map(|f| f as &mut dyn std::io::Read),
+                    base_ino: md.ino(),
+                },
+            )?;
+            dir = attr.ino;
+        }
+        Ok(dir)
+    }
+
+    /// Whether `name` exists in the merged directory `parent`.
+    fn exists(&self, parent: Ino, name: &[u8]) -> VfsResult<Option<Attr>> {
+        match self.lookup(parent, name) {
+            Ok(a) => Ok(Some(a)),
+            Err(VfsError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Before creating `name` in `parent`: the delta parent, with a whiteout at that path
+    /// lifted (a recreated base directory then hides the old one's children).
+    fn prepare_create(&self, parent: Ino, name: &[u8]) -> VfsResult<(Ino, bool)> {
+        let node = self.resolve(parent)?;
+        if self.exists(parent, name)?.is_some() {
+            return Err(VfsError::Exists);
+        }
+        let d = self.copy_up(&node)?;
+        let path = join(&self.path_of(&Node::Delta(d))?, name);
+        let was_whiteout = self.vfs.is_whiteout(&path)?;
+        if was_whiteout {
+            self.vfs.set_whiteout(&path, false)?;
+        }
+        Ok((d, was_whiteout))
+    }
+
+    // ----- creating and removing ----------------------------------------------------------
+
+    pub fn create(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        perm: u32,
+        creds: Creds,
+    ) -> VfsResult<(Attr, Fh)> {
+        if self.base.is_none() {
+            return self.vfs.create(parent, name, perm, creds);
+        }
+        let (d, _) = self.prepare_create(parent, name)?;
+        let (attr, fh) = self.vfs.create(d, name, perm, creds)?;
+        Ok((self.delta_attr(attr)?, self.add_handle(Handle::Delta(fh))))
+    }
+
+    pub fn mknod(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        kind: FileKind,
+        perm: u32,
+        rdev: u32,
+        creds: Creds,
+    ) -> VfsResult<Attr> {
+        if self.base.is_none() {
+            return self.vfs.mknod(parent, name, kind, perm, rdev, creds);
+        }
+        let (d, _) = self.prepare_create(parent, name)?;
+        self.delta_attr(self.vfs.mknod(d, name, kind, perm, rdev, creds)?)
+    }
+
+    pub fn mkdir(&self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<Attr> {
+        if self.base.is_none() {
+            return self.vfs.mkdir(parent, name, perm, creds);
+        }
+        let (d, was_whiteout) = self.prepare_create(parent, name)?;
+        let attr = self.vfs.mkdir(d, name, perm, creds)?;
+        if was_whiteout {
+            self.vfs.set_opaque(attr.ino)?;
+        }
+        self.delta_attr(attr)
+    }
+
+    pub fn symlink(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        target: &[u8],
+        creds: Creds,
+    ) -> VfsResult<Attr> {
+        if self.base.is_none() {
+            return self.vfs.symlink(parent, name, target, creds);
+        }
+        let (d, _) = self.prepare_create(parent, name)?;
+        self.delta_attr(self.vfs.symlink(d, name, target, creds)?)
+    }
+
+    pub fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> VfsResult<Attr> {
+        if self.base.is_none() {
+            return self.vfs.link(ino, new_parent, new_name);
+        }
+        let src = self.copy_up(&self.resolve(ino)?)?;
+        let (d, _) = self.prepare_create(new_parent, new_name)?;
+        let attr = self.vfs.link(src, d, new_name)?;
+        self.delta_attr(attr)
+    }
+
+    /// Removes `name` from the merged view: the delta entry if any, and a whiteout if the
+    /// base has that path.
+    fn remove(&self, parent: Ino, name: &[u8], dir: bool) -> VfsResult<()> {
+        let target = self.exists(parent, name)?.ok_or(VfsError::NotFound)?;
+        let is_dir = target.kind == FileKind::Dir;
+        if dir && !is_dir {
+            return Err(VfsError::NotDir);
+        }
+        if !dir && is_dir {
+            return Err(VfsError::IsDir);
+        }
+        if dir && !self.list(target.ino)?.is_empty() {
+            return Err(VfsError::NotEmpty);
+        }
+        let parent_node = self.resolve(parent)?;
+        let path = join(&self.path_of(&parent_node)?, name);
+        let mut journaled = false;
+        if let Node::Delta(d) = parent_node {
+            match if dir {
+                self.vfs.rmdir(d, name)
+            } else {
+                self.vfs.unlink(d, name)
+            } {
+                Ok(()) => journaled = true,
+                Err(VfsError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.base_stat(&path)?.is_some() {
+            if journaled {
+                self.vfs.set_whiteout(&path, true)?;
+            } else {
+                let op = if dir { "rmdir" } else { "unlink" };
+                self.vfs.delete_base_path(&path, op)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn unlink(&self, parent: Ino, name: &[u8]) -> VfsResult<()> {
+        if self.base.is_none() {
+            return self.vfs.unlink(parent, name);
+        }
+        self.remove(parent, name, false)
+    }
+
+    pub fn rmdir(&self, parent: Ino, name: &[u8]) -> VfsResult<()> {
+        if self.base.is_none() {
+            return self.vfs.rmdir(parent, name);
+        }
+        self.remove(parent, name, true)
+    }
+
+    pub fn rename(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> VfsResult<()> {
+        if self.base.is_none() {
+            return self.vfs.rename(parent, name, new_parent, new_name, flags);
+        }
+        let src = self.exists(parent, name)?.ok_or(VfsError::NotFound)?;
+        let dst = self.exists(new_parent, new_name)?;
+        let src_node = self.resolve(src.ino)?;
+        let src_path = self.path_of(&src_node)?;
+        // Directories with base content keep their base children at the old path: moving
+        // them is left to `mv` (EXDEV makes it copy), as overlayfs without redirects does.
+        let base_dir = |a: &Attr, path: &[u8]| -> VfsResult<bool> {
+            Ok(a.kind == FileKind::Dir
+                && self.base_stat(path)?.is_some_and(|md| md.is_dir())
+                && match self.resolve(a.ino)? {
+                    Node::Delta(d) => !self.vfs.is_opaque(d)?,
+                    Node::Base(_) => true,
+                })
+        };
+        if base_dir(&src, &src_path)? || flags.exchange {
+            return Err(VfsError::CrossDevice);
+        }
+        if let Some(d) = &dst {
+            if flags.noreplace {
+                return Err(VfsError::Exists);
+            }
+            let dst_path = self.path_of(&self.resolve(d.ino)?)?;
+            if base_dir(d, &dst_path)? {
+                return Err(VfsError::CrossDevice);
+            }
+        }
+        self.copy_up(&src_node)?;
+        let from_dir = self.copy_up(&self.resolve(parent)?)?;
+        let to_dir = self.copy_up(&self.resolve(new_parent)?)?;
+        let new_path = join(&self.path_of(&Node::Delta(to_dir))?, new_name);
+        if let Some(d) = &dst
+            && matches!(self.resolve(d.ino)?, Node::Base(_))
+        {
+            // The base entry at the target is replaced: the delta entry will shadow it.
+            match (src.kind == FileKind::Dir, d.kind == FileKind::Dir) {
+                (true, false) => return Err(VfsError::NotDir),
+                (false, true) => return Err(VfsError::IsDir),
+                _ => {}
+            }
+        }
+        self.vfs.rename(from_dir, name, to_dir, new_name, flags)?;
+        if self.vfs.is_whiteout(&new_path)? {
+            self.vfs.set_whiteout(&new_path, false)?;
+        }
+        if self.base_stat(&src_path)?.is_some() {
+            self.vfs.set_whiteout(&src_path, true)?;
+        }
+        Ok(())
+    }
+
+    // ----- attributes and data ------------------------------------------------------------
+
+    pub fn setattr(&self, ino: Ino, set: &SetAttr) -> VfsResult<Attr> {
+        if self.base.is_none() {
+            return self.vfs.setattr(ino, set);
+        }
+        let d = self.copy_up(&self.resolve(ino)?)?;
+        self.delta_attr(self.vfs.setattr(d, set)?)
+    }
+
+    fn next_handle(&self) -> u64 {
+        let mut n = self.next_fh.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        *n
+    }
+
+    fn add_handle(&self, h: Handle) -> Fh {
+        let fh = self.next_handle();
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, h);
+        Fh(fh)
+    }
+
+    /// Opens a file; `write` copies a base file up first (reading never does).
+    pub fn open(&self, ino: Ino, write: bool) -> VfsResult<Fh> {
+        if self.base.is_none() {
+            return self.vfs.open(ino);
+        }
+        let node = self.resolve(ino)?;
+        let handle = match (&node, write) {
+            (Node::Base(p), false) => {
+                if self.base_stat(p)?.is_some_and(|m| m.is_dir()) {
+                    return Err(VfsError::IsDir);
+                }
+                Handle::Base(File::open(self.host(p)).map_err(io_err)?)
+            }
+            _ => Handle::Delta(self.vfs.open(self.copy_up(&node)?)?),
+        };
+        Ok(self.add_handle(handle))
+    }
+
+    pub fn read(&self, fh: Fh, offset: u64, len: u32) -> VfsResult<Vec<u8>> {
+        if self.base.is_none() {
+            return self.vfs.read(fh, offset, len);
+        }
+        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        match handles.get(&fh.0) {
+            Some(Handle::Delta(d)) => {
+                let d = *d;
+                drop(handles);
+                self.vfs.read(d, offset, len)
+            }
+            Some(Handle::Base(f)) => {
+                let mut buf = vec![0u8; len as usize];
+                let mut got = 0;
+                while got < buf.len() {
+                    match f.read_at(&mut buf[got..], offset + got as u64) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(e) => return Err(io_err(e)),
+                    }
+                }
+                buf.truncate(got);
+                Ok(buf)
+            }
+            None => Err(VfsError::BadHandle),
+        }
+    }
+
+    pub fn write(&self, fh: Fh, offset: u64, buf: &[u8]) -> VfsResult<u32> {
+        if self.base.is_none() {
+            return self.vfs.write(fh, offset, buf);
+        }
+        let d = match self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh.0)
+        {
+            Some(Handle::Delta(d)) => *d,
+            Some(Handle::Base(_)) => return Err(VfsError::BadHandle),
+            None => return Err(VfsError::BadHandle),
+        };
+        self.vfs.write(d, offset, buf)
+    }
+
+    pub fn release(&self, fh: Fh) -> VfsResult<()> {
+        if self.base.is_none() {
+            return self.vfs.release(fh);
+        }
+        match self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh.0)
+        {
+            Some(Handle::Delta(d)) => self.vfs.release(d),
+            Some(Handle::Base(_)) => Ok(()),
+            None => Err(VfsError::BadHandle),
+        }
+    }
+
+    pub fn fallocate(&self, ino: Ino, offset: u64, len: u64, mode: i32) -> VfsResult<()> {
+        let d = self.copy_up(&self.resolve(ino)?)?;
+        self.vfs.fallocate(d, offset, len, mode)
+    }
+
+    pub fn fsync(&self) -> VfsResult<()> {
+        self.vfs.fsync()
+    }
+
+    pub fn statfs(&self) -> VfsResult<StatFs> {
+        self.vfs.statfs()
+    }
+
+    pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> VfsResult<()> {
+        let d = self.copy_up(&self.resolve(ino)?)?;
+        self.vfs.setxattr(d, name, value, mode)
+    }
+
+    pub fn getxattr(&self, ino: Ino, name: &[u8]) -> VfsResult<Vec<u8>> {
+        match self.resolve(ino)? {
+            Node::Delta(d) => self.vfs.getxattr(d, name),
+            Node::Base(_) => Err(VfsError::NoAttr),
+        }
+    }
+
+    pub fn listxattr(&self, ino: Ino) -> VfsResult<Vec<Vec<u8>>> {
+        match self.resolve(ino)? {
+            Node::Delta(d) => self.vfs.listxattr(d),
+            Node::Base(_) => Ok(Vec::new()),
+        }
+    }
+
+    pub fn removexattr(&self, ino: Ino, name: &[u8]) -> VfsResult<()> {
+        match self.resolve(ino)? {
+            Node::Delta(d) => self.vfs.removexattr(d, name),
+            Node::Base(_) => Err(VfsError::NoAttr),
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The overlay on real mounts over a real base tree: every kind of change lands in the
+//! session, the base stays byte-identical, and reading copies nothing.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentfs");
+
+struct Overlay {
+    top: tempfile::TempDir,
+    mnt: PathBuf,
+}
+
+impl Overlay {
+    /// A base tree (`src/main.rs`, `src/lib/util.rs`, `README`, `docs/a.md`, a symlink) and
+    /// a session over it, mounted.
+    fn new(extra: &[&str]) -> Overlay {
+        let top = tempfile::tempdir().unwrap();
+        let base = top.path().join("base");
+        fs::create_dir_all(base.join("src/lib")).unwrap();
+        fs::create_dir_all(base.join("docs")).unwrap();
+        fs::write(base.join("src/main.rs"), "fn main() {}\n").unwrap();
+        fs::write(base.join("src/lib/util.rs"), "pub fn util() {}\n").unwrap();
+        fs::write(base.join("README"), "read me\n").unwrap();
+        fs::write(base.join("docs/a.md"), "# A\n").unwrap();
+        fs::write(base.join("big.bin"), vec![7u8; 300_000]).unwrap();
+        std::os::unix::fs::symlink("README", base.join("link")).unwrap();
+        let mnt = top.path().join("mnt");
+        fs::create_dir(&mnt).unwrap();
+        let o = Overlay { top, mnt };
+        o.agentfs(&["init", "s", "--base", base.to_str().unwrap()]);
+        let mut args = vec!["mount", "s", o.mnt.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        o.agentfs(&args);
+        o
+    }
+
+    fn agentfs(&self, args: &[&str]) -> std::process::Output {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("AGENTFS_HOME", self.top.path().join("home"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "agentfs {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn base(&self) -> PathBuf {
+        self.top.path().join("base")
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    fn sql(&self, query: &str) -> String {
+        let out = self.agentfs(&["sql", "s", "--mode", "list", "--", query]);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn umount(&self) {
+        self.agentfs(&["umount", self.mnt.to_str().unwrap()]);
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        if agentfs::mount::fuse_mount_at(&self.mnt).is_some() {
+            let _ = Command::new(BIN)
+                .args(["umount", "--lazy", self.mnt.to_str().unwrap()])
+                .status();
+        }
+    }
+}
+
+/// Every file of a tree with its bytes (symlinks as their target).
+fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let path = e.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let md = fs::symlink_metadata(&path).unwrap();
+            if md.file_type().is_symlink() {
+                let t = fs::read_link(&path).unwrap();
+                out.insert(rel, t.to_string_lossy().as_bytes().to_vec());
+            } else if md.is_dir() {
+                out.insert(format!("{rel}/"), vec![]);
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn reading_everything_copies_nothing() {
+    let o = Overlay::new(&[]);
+    let seen = snapshot(&o.mnt);
+    assert_eq!(seen, snapshot(&o.base()));
+    for f in ["src/main.rs", "README", "big.bin"] {
+        let md = fs::metadata(o.p(f)).unwrap();
+        assert!(md.len() > 0);
+    }
+    assert_eq!(o.sql("SELECT count(*) FROM fs_data"), "count(*)\n0\n");
+    assert_eq!(o.sql("SELECT count(*) FROM fs_inode"), "count(*)\n1\n");
+    assert_eq!(o.sql("SELECT count(*) FROM fs_change"), "count(*)\n0\n");
+}
+
+#[test]
+fn every_kind_of_change_lands_in_the_session_and_the_base_stays_untouched() {
+    let o = Overlay::new(&[]);
+    let before = snapshot(&o.base());
+    // create, write, append, truncate, chmod, rename, delete, recreate, symlink, hard link
+    fs::write(o.p("src/new.rs"), "new\n").unwrap();
+    fs::write(o.p("src/main.rs"), "fn main() { changed() }\n").unwrap();
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(o.p("README"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"appended\n").unwrap();
+    drop(f);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(o.p("big.bin"))
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    fs::set_permissions(
+        o.p("docs/a.md"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    fs::rename(o.p("src/lib/util.rs"), o.p("src/util.rs")).unwrap();
+    fs::remove_file(o.p("link")).unwrap();
+    fs::remove_dir_all(o.p("docs")).unwrap();
+    fs::create_dir(o.p("docs")).unwrap();
+    fs::write(o.p("docs/b.md"), "# B\n").unwrap();
+    std::os::unix::fs::symlink("src/new.rs", o.p("newlink")).unwrap();
+    fs::hard_link(o.p("src/new.rs"), o.p("hard.rs")).unwrap();
+    // The merged view shows exactly the changes.
+    let view = snapshot(&o.mnt);
+    let text = |k: &str| String::from_utf8(view[k].clone()).unwrap();
+    assert_eq!(text("src/new.rs"), "new\n");
+    assert_eq!(text("src/main.rs"), "fn main() { changed() }\n");
+    assert_eq!(text("README"), "read me\nappended\n");
+    assert_eq!(view["big.bin"], vec![7u8; 1000]);
+    assert_eq!(text("src/util.rs"), "pub fn util() {}\n");
+    assert!(!view.contains_key("src/lib/util.rs"));
+    assert!(!view.contains_key("link"));
+    assert!(
+        !view.contains_key("docs/a.md"),
+        "a recreated directory hides the old one"
+    );
+    assert_eq!(text("docs/b.md"), "# B\n");
+    assert_eq!(text("newlink"), "src/new.rs");
+    assert_eq!(text("hard.rs"), "new\n");
+    assert_eq!(fs::metadata(o.p("hard.rs")).unwrap().nlink(), 2);
+    // The base is byte-identical.
+    assert_eq!(snapshot(&o.base()), before);
+    // And it all survives an unmount.
+    o.umount();
+    o.agentfs(&["mount", "s", o.mnt.to_str().unwrap()]);
+    assert_eq!(snapshot(&o.mnt), view);
+}
+
+#[test]
+fn inode_numbers_of_base_files_survive_copy_up_and_remount() {
+    let o = Overlay::new(&[]);
+    let ino = fs::metadata(o.p("src/main.rs")).unwrap().ino();
+    fs::write(o.p("src/main.rs"), "changed\n").unwrap();
+    assert_eq!(fs::metadata(o.p("src/main.rs")).unwrap().ino(), ino);
+    o.umount();
+    o.agentfs(&["mount", "s", o.mnt.to_str().unwrap()]);
+    assert_eq!(fs::metadata(o.p("src/main.rs")).unwrap().ino(), ino);
+    let untouched = fs::metadata(o.p("README")).unwrap().ino();
+    assert_ne!(untouched, ino);
+}
+
+#[test]
+fn host_changes_to_untouched_files_show_through() {
+    let o = Overlay::new(&["--cache-ttl", "0"]);
+    assert_eq!(fs::read_to_string(o.p("README")).unwrap(), "read me\n");
+    fs::write(o.base().join("README"), "changed on the host, longer\n").unwrap();
+    assert_eq!(
+        fs::read_to_string(o.p("README")).unwrap(),
+        "changed on the host, longer\n"
+    );
+    fs::write(o.base().join("added-on-host"), "hi").unwrap();
+    assert_eq!(fs::read_to_string(o.p("added-on-host")).unwrap(), "hi");
+}
+
+#[test]
+fn moving_a_base_directory_falls_back_to_copying() {
+    let o = Overlay::new(&[]);
+    let err = fs::rename(o.p("src"), o.p("source")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EXDEV));
+    // mv copies and deletes on EXDEV, so the move still works for users.
+    let st = Command::new("mv")
+        .arg(o.p("src"))
+        .arg(o.p("source"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(!o.p("src").exists());
+    assert_eq!(
+        fs::read_to_string(o.p("source/lib/util.rs")).unwrap(),
+        "pub fn util() {}\n"
+    );
+    assert!(
+        o.base().join("src/main.rs").exists(),
+        "the base is untouched"
+    );
+}
+
+#[test]
+fn deletions_of_base_files_are_journaled_and_whited_out() {
+    let o = Overlay::new(&[]);
+    fs::remove_file(o.p("README")).unwrap();
+    assert!(fs::metadata(o.p("README")).is_err());
+    assert!(o.base().join("README").exists());
+    assert_eq!(
+        o.sql("SELECT op, path FROM fs_change"),
+        "op|path\nunlink|/README\n"
+    );
+    assert_eq!(o.sql("SELECT path FROM fs_whiteout"), "path\n/README\n");
+    // Creating it again lifts the whiteout.
+    fs::write(o.p("README"), "mine").unwrap();
+    assert_eq!(fs::read_to_string(o.p("README")).unwrap(), "mine");
+    assert_eq!(o.sql("SELECT count(*) FROM fs_whiteout"), "count(*)\n0\n");
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.email=agent@example.com",
+            "-c",
+            "user.name=agent",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_git_workflow_in_the_overlay_leaves_the_real_repository_alone() {
+    let top = tempfile::tempdir().unwrap();
+    let repo = top.path().join("repo");
+    fs::create_dir_all(repo.join("src")).unwrap();
+    fs::write(repo.join("src/main.rs"), "fn main() {}\n").unwrap();
+    fs::write(repo.join("README"), "hello\n").unwrap();
+    // Files older than the index, so git finds no racily-clean entries to re-check (which
+    // would rewrite the index on any filesystem).
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for f in ["src/main.rs", "README"] {
+        fs::File::options()
+            .write(true)
+            .open(repo.join(f))
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+    }
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "initial"]);
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let home = top.path().join("home");
+    let mnt = top.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("AGENTFS_HOME", &home)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["init", "g", "--base", repo.to_str().unwrap()]);
+    run(&["mount", "g", mnt.to_str().unwrap()]);
+    struct Guard(PathBuf);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = Command::new(BIN)
+                .args(["umount", "--lazy"])
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _guard = Guard(mnt.clone());
+    // Right after mounting: a clean tree, and git did not make the session copy anything.
+    assert_eq!(git(&mnt, &["status", "--porcelain"]), "");
+    assert_eq!(
+        run(&["sql", "g", "--mode", "list", "SELECT count(*) FROM fs_data"]),
+        "count(*)\n0\n"
+    );
+    // Edit, commit, branch, checkout, stash.
+    fs::write(mnt.join("src/main.rs"), "fn main() { println!(\"hi\") }\n").unwrap();
+    git(&mnt, &["commit", "-qam", "edit"]);
+    git(&mnt, &["checkout", "-qb", "feature"]);
+    fs::write(mnt.join("new.txt"), "new\n").unwrap();
+    git(&mnt, &["add", "new.txt"]);
+    git(&mnt, &["commit", "-qm", "feature"]);
+    git(&mnt, &["checkout", "-q", "main"]);
+    assert!(!mnt.join("new.txt").exists());
+    fs::write(mnt.join("README"), "stash me\n").unwrap();
+    git(&mnt, &["stash", "-q"]);
+    assert_eq!(fs::read_to_string(mnt.join("README")).unwrap(), "hello\n");
+    git(&mnt, &["stash", "pop", "-q"]);
+    assert_eq!(git(&mnt, &["status", "--porcelain"]), " M README\n");
+    assert_eq!(git(&mnt, &["log", "--format=%s"]), "edit\ninitial\n");
+    // The real repository has not moved.
+    assert_eq!(git(&repo, &["rev-parse", "HEAD"]), head);
+    assert_eq!(git(&repo, &["status", "--porcelain"]), "");
+    assert_eq!(fs::read_to_string(repo.join("README")).unwrap(), "hello\n");
+}
