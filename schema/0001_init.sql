@@ -131,3 +131,13 @@ CREATE TABLE IF NOT EXISTS fs_orphan (
 -- at their path (a base directory was deleted and one of the same name created).
 CREATE INDEX IF NOT EXISTS fs_origin_by_base ON fs_origin(base_ino);
 CREATE TABLE IF NOT EXISTS fs_opaque (ino INTEGER PRIMARY KEY);
+
+-- What a copied-up entry looked like in the base at copy-up time: to report a file as
+-- modified only if it really differs, and to detect that the host changed it since.
+CREATE TABLE IF NOT EXISTS fs_base_identity (
+  ino INTEGER PRIMARY KEY,
+  base_path TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  blake3 BLOB
+);

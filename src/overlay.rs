@@ -438,6 +438,8 @@ impl Overlay {
                     symlink_target: target.as_deref(),
                     data: file.as_mut().map(|f| f as &mut dyn std::io::Read),
                     base_ino: md.ino(),
+                    base_path: &cur,
+                    size: md.size(),
                 },
             )?;
             dir = attr.ino;

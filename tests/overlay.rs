@@ -341,3 +341,25 @@ fn a_git_workflow_in_the_overlay_leaves_the_real_repository_alone() {
     assert_eq!(git(&repo, &["status", "--porcelain"]), "");
     assert_eq!(fs::read_to_string(repo.join("README")).unwrap(), "hello\n");
 }
+
+#[test]
+fn copy_up_records_the_base_identity() {
+    let o = Overlay::new(&[]);
+    fs::write(o.p("src/main.rs"), "changed\n").unwrap();
+    let hash = blake3::hash(b"fn main() {}\n").to_hex().to_string();
+    assert_eq!(
+        o.sql(
+            "SELECT base_path, size, hex(blake3) FROM fs_base_identity \
+             WHERE base_path = '/src/main.rs'"
+        ),
+        format!(
+            "base_path|size|hex(blake3)\n/src/main.rs|13|{}\n",
+            hash.to_uppercase()
+        )
+    );
+    // Directories copied up on the way have an identity too, without a hash.
+    assert_eq!(
+        o.sql("SELECT base_path, blake3 IS NULL FROM fs_base_identity WHERE base_path = '/src'"),
+        "base_path|blake3 IS NULL\n/src|1\n"
+    );
+}

@@ -3,7 +3,10 @@
 # fresh agentfs mount and fails if fewer assertions pass than the floor in
 # tests/pjdfstest-floor, or if any fail beyond the allowance written there.
 #
-#   sh tests/pjdfstest.sh          (as root; needs /dev/fuse)
+#   sh tests/pjdfstest.sh            a plain session   (keys passed / failed)
+#   sh tests/pjdfstest.sh overlay    a session over a base directory (overlay_passed / ...)
+#
+# As root; needs /dev/fuse.
 set -eu
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -12,8 +15,11 @@ if [ ! -x "$kit/run" ]; then
     echo "pjdfstest.sh: no pjdfstest kit at $kit; set PJDFSTEST_KIT to its directory" >&2
     exit 2
 fi
-floor_passed=$(awk '/^passed/ { print $2 }' tests/pjdfstest-floor)
-max_failed=$(awk '/^failed/ { print $2 }' tests/pjdfstest-floor)
+mode="${1:-plain}"
+prefix=""
+[ "$mode" = overlay ] && prefix="overlay_"
+floor_passed=$(awk -v k="${prefix}passed" '$1 == k { print $2 }' tests/pjdfstest-floor)
+max_failed=$(awk -v k="${prefix}failed" '$1 == k { print $2 }' tests/pjdfstest-floor)
 bin="$repo/target/release/agentfs"
 [ -x "$bin" ] || cargo build --release --locked -q
 work="$(mktemp -d "${TMPDIR:-/tmp}/agentfs-pjdfstest.XXXXXX")"
@@ -24,7 +30,15 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-"$bin" init pjdfstest >/dev/null 2>&1
+if [ "$mode" = overlay ]; then
+    # A base with some content, so the merged view has both layers.
+    mkdir -p "$work/base/dir"
+    echo base > "$work/base/file"
+    echo nested > "$work/base/dir/nested"
+    "$bin" init pjdfstest --base "$work/base" >/dev/null 2>&1
+else
+    "$bin" init pjdfstest >/dev/null 2>&1
+fi
 "$bin" mount pjdfstest "$work/mnt"
 PJDFSTEST_JOBS="${PJDFSTEST_JOBS:-2}" "$kit/run" "$work/mnt" > "$work/out" 2>&1 || true
 tail -n 25 "$work/out"
@@ -32,7 +46,7 @@ summary=$(grep '^pjdfstest: [0-9]* passed, [0-9]* failed' "$work/out" | tail -n 
 [ -n "$summary" ] || { echo "pjdfstest.sh: the suite printed no summary" >&2; exit 1; }
 passed=$(echo "$summary" | awk '{ print $2 }')
 failed=$(echo "$summary" | awk '{ print $4 }')
-echo "pjdfstest.sh: $passed passed (floor $floor_passed), $failed failed (allowed $max_failed)"
+echo "pjdfstest.sh ($mode): $passed passed (floor $floor_passed), $failed failed (allowed $max_failed)"
 if [ "$passed" -lt "$floor_passed" ] || [ "$failed" -gt "$max_failed" ]; then
     echo "pjdfstest.sh: conformance fell below the floor in tests/pjdfstest-floor" >&2
     exit 1

@@ -464,7 +464,9 @@ impl Vfs {
         if is_dir {
             rows::add_nlink(&tx, parent, 1, None)?;
         }
+        let mut hash = None;
         if let Some(reader) = c.data {
+            let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;
             let mut buf = vec![0u8; 1 << 20];
             loop {
@@ -477,8 +479,10 @@ impl Vfs {
                 if n == 0 {
                     break;
                 }
+                hasher.update(&buf[..n]);
                 size = data::write(&tx, chunk_size, ino, size, size, &buf[..n])?;
             }
+            hash = Some(*hasher.finalize().as_bytes());
             tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
                 .execute(params![ino.0 as i64, size as i64])?;
         }
@@ -496,6 +500,17 @@ impl Vfs {
             "INSERT OR REPLACE INTO fs_origin (delta_ino, base_ino) VALUES (?1, ?2)",
         )?
         .execute(params![ino.0 as i64, c.base_ino as i64])?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO fs_base_identity (ino, base_path, size, mtime_ns, blake3) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            ino.0 as i64,
+            names::to_sql(c.base_path),
+            c.size as i64,
+            c.mtime.as_nanos(),
+            hash.as_ref().map(|h| &h[..])
+        ])?;
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
         Ok(attr)

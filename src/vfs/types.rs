@@ -187,4 +187,8 @@ pub struct CopyUp<'a> {
     pub data: Option<&'a mut dyn std::io::Read>,
     /// The base inode number, kept in `fs_origin`.
     pub base_ino: u64,
+    /// The entry's path in the base, kept with its identity (`fs_base_identity`).
+    pub base_path: &'a [u8],
+    /// The base entry's size (its identity, with `mtime` and the hash of the bytes read).
+    pub size: u64,
 }
