@@ -1,9 +1,10 @@
 //! The FUSE adapter: decodes kernel requests, calls the core, encodes the replies.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -43,11 +44,49 @@ const READDIRPLUS_BATCH: usize = 32;
 pub struct AgentFs {
     fs: Arc<Overlay>,
     ttl: Duration,
+    /// Whether the kernel accepted FUSE passthrough (set at init).
+    passthrough: bool,
+    /// Kernel backing files of open base files, per inode (one while any handle is open)
+    /// and per handle (dropped at release).
+    backing: Mutex<Backing>,
+}
+
+#[derive(Default)]
+struct Backing {
+    by_ino: HashMap<u64, Weak<fuser::BackingId>>,
+    by_handle: HashMap<u64, Arc<fuser::BackingId>>,
 }
 
 impl AgentFs {
     pub fn new(fs: Arc<Overlay>, ttl: Duration) -> AgentFs {
-        AgentFs { fs, ttl }
+        AgentFs {
+            fs,
+            ttl,
+            passthrough: false,
+            backing: Mutex::new(Backing::default()),
+        }
+    }
+
+    /// Lets the kernel read an untouched base file itself (FUSE passthrough), at disk speed.
+    /// Falls back to reads through the daemon if the kernel refuses.
+    fn reply_passthrough(&self, ino: u64, fh: Fh, reply: ReplyOpen) {
+        let Some(file) = self.fs.base_file_of(fh) else {
+            return reply.opened(FileHandle(fh.0), FILE_OPEN_FLAGS);
+        };
+        let mut backing = self.backing.lock().unwrap_or_else(|e| e.into_inner());
+        let id = match backing.by_ino.get(&ino).and_then(Weak::upgrade) {
+            Some(id) => id,
+            None => match reply.open_backing(&file) {
+                Ok(id) => {
+                    let id = Arc::new(id);
+                    backing.by_ino.insert(ino, Arc::downgrade(&id));
+                    id
+                }
+                Err(_) => return reply.opened(FileHandle(fh.0), FILE_OPEN_FLAGS),
+            },
+        };
+        backing.by_handle.insert(fh.0, id.clone());
+        reply.opened_passthrough(FileHandle(fh.0), FopenFlags::empty(), &id);
     }
 }
 
@@ -160,6 +199,14 @@ impl Filesystem for AgentFs {
             | InitFlags::FUSE_BIG_WRITES
             | InitFlags::FUSE_ASYNC_READ;
         let _ = config.add_capabilities(wanted & config.capabilities());
+        // Passthrough lets the kernel read untouched base files itself (overlay sessions).
+        if self.fs.has_base()
+            && config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
+            && config.set_max_stack_depth(2).is_ok()
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+        {
+            self.passthrough = true;
+        }
         Ok(())
     }
 
@@ -345,6 +392,7 @@ impl Filesystem for AgentFs {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
         match self.fs.open(Ino(ino.0), write) {
+            Ok(fh) if self.passthrough && !write => self.reply_passthrough(ino.0, fh, reply),
             Ok(fh) => reply.opened(FileHandle(fh.0), FILE_OPEN_FLAGS),
             Err(e) => reply.error(errno("open", ino.0, e)),
         }
@@ -407,6 +455,12 @@ impl Filesystem for AgentFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if self.passthrough {
+            let mut backing = self.backing.lock().unwrap_or_else(|e| e.into_inner());
+            if backing.by_handle.remove(&fh.0).is_some() {
+                backing.by_ino.retain(|_, id| id.strong_count() > 0);
+            }
+        }
         match self.fs.release(Fh(fh.0)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("release", ino.0, e)),

@@ -698,6 +698,20 @@ impl Overlay {
         Ok(self.add_handle(handle))
     }
 
+    /// For an open handle of an untouched base file: that host file, so the kernel can read
+    /// it directly (FUSE passthrough).
+    pub fn base_file_of(&self, fh: Fh) -> Option<File> {
+        match self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh.0)
+        {
+            Some(Handle::Base(f)) => f.try_clone().ok(),
+            _ => None,
+        }
+    }
+
     pub fn read(&self, fh: Fh, offset: u64, len: u32) -> VfsResult<Vec<u8>> {
         if self.base.is_none() {
             return self.vfs.read(fh, offset, len);
