@@ -531,12 +531,11 @@ impl Filesystem for AgentFs {
         }
         if self.fs.has_base() {
             let from = offset.saturating_sub(DOT_OFFSETS) as usize;
-            for (i, e) in self
-                .fs
-                .snapshot(fh.0, from, usize::MAX)
-                .into_iter()
-                .enumerate()
-            {
+            let entries = match self.fs.snapshot(fh.0, dir, from, usize::MAX) {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno("readdir", ino.0, e)),
+            };
+            for (i, e) in entries.into_iter().enumerate() {
                 let cookie = (from + i) as u64 + DOT_OFFSETS + 1;
                 let name = OsStr::from_bytes(&e.name);
                 if reply.add(INodeNo(e.attr.ino.0), cookie, file_type(e.attr.kind), name) {
@@ -604,12 +603,11 @@ impl Filesystem for AgentFs {
         }
         if self.fs.has_base() {
             let from = offset.saturating_sub(DOT_OFFSETS) as usize;
-            for (i, e) in self
-                .fs
-                .snapshot(fh.0, from, usize::MAX)
-                .into_iter()
-                .enumerate()
-            {
+            let entries = match self.fs.snapshot(fh.0, dir, from, usize::MAX) {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
+            };
+            for (i, e) in entries.into_iter().enumerate() {
                 let cookie = (from + i) as u64 + DOT_OFFSETS + 1;
                 let name = OsStr::from_bytes(&e.name);
                 let attr = file_attr(&e.attr);

@@ -55,8 +55,8 @@ pub struct Overlay {
     base_paths: Mutex<HashMap<u64, Vec<u8>>>,
     handles: Mutex<HashMap<u64, Handle>>,
     next_fh: Mutex<u64>,
-    /// Directory snapshots for readdir, per open directory handle.
-    listings: Mutex<HashMap<u64, Vec<OverlayEntry>>>,
+    /// Directory snapshots for readdir, per open directory handle (taken at first use).
+    listings: Mutex<HashMap<u64, Option<Vec<OverlayEntry>>>>,
 }
 
 fn io_err(e: std::io::Error) -> VfsError {
@@ -340,25 +340,44 @@ impl Overlay {
         Ok(out)
     }
 
-    /// Takes a snapshot of a directory for readdir; offsets index into it.
-    pub fn opendir(&self, dir: Ino) -> VfsResult<u64> {
-        let listing = self.list(dir)?;
+    /// Opens a directory for readdir. Its listing is taken at the first readdir (the kernel
+    /// may serve a cached listing and never ask), and offsets index into that snapshot.
+    pub fn opendir(&self, _dir: Ino) -> VfsResult<u64> {
         let fh = self.next_handle();
         self.listings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(fh, listing);
+            .insert(fh, None);
         Ok(fh)
     }
 
-    /// Entries of an open directory snapshot from position `from`.
-    pub fn snapshot(&self, fh: u64, from: usize, max: usize) -> Vec<OverlayEntry> {
-        self.listings
+    /// Entries of open directory `fh` (directory `dir`) from position `from`.
+    pub fn snapshot(
+        &self,
+        fh: u64,
+        dir: Ino,
+        from: usize,
+        max: usize,
+    ) -> VfsResult<Vec<OverlayEntry>> {
+        let taken = self
+            .listings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&fh)
-            .map(|l| l.iter().skip(from).take(max).cloned().collect())
-            .unwrap_or_default()
+            .cloned()
+            .flatten();
+        let listing = match taken {
+            Some(l) => l,
+            None => {
+                let l = self.list(dir)?;
+                self.listings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(fh, Some(l.clone()));
+                l
+            }
+        };
+        Ok(listing.into_iter().skip(from).take(max).collect())
     }
 
     pub fn releasedir(&self, fh: u64) {
