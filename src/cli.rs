@@ -109,6 +109,12 @@ Each statement runs on its own, so the shell never holds the session's WAL while
         #[arg(long, default_value = "table")]
         mode: String,
     },
+    /// List what a session changed against its base: A added, M modified (bytes or mode
+    /// differ), R renamed, D deleted. Untouched files are never listed, even if copied up.
+    Diff {
+        /// Session id or path to a .db file.
+        session: String,
+    },
     /// Copy a session (consistently, also while it is mounted and being written) to a new one.
     Fork {
         /// Session id or path to a .db file.
@@ -235,6 +241,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
         } => gc(&older_than, dry_run),
         Command::Fork { session, new } => fork(&session, &new),
+        Command::Diff { session } => {
+            let (_r, vfs) = open_existing(&session)?;
+            let base = vfs.store()?.base_path()?;
+            let mut out = io::stdout().lock();
+            for change in agentfs::diff::changes(&vfs, base.as_deref())? {
+                writeln!(out, "{change}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sql { session, sql, mode } => sql_command(&session, sql, &mode),
         Command::Vacuum { session } => {
             let (r, vfs) = open_existing(&session)?;

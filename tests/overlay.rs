@@ -363,3 +363,31 @@ fn copy_up_records_the_base_identity() {
         "base_path|blake3 IS NULL\n/src|1\n"
     );
 }
+
+#[test]
+fn diff_lists_real_changes_only() {
+    let o = Overlay::new(&[]);
+    fs::write(o.p("src/new.rs"), "new\n").unwrap();
+    fs::write(o.p("src/main.rs"), "fn main() { changed() }\n").unwrap();
+    // Rewriting the same bytes and touching a file copy them up but change nothing.
+    fs::write(o.p("README"), "read me\n").unwrap();
+    let f = fs::File::options()
+        .write(true)
+        .open(o.p("docs/a.md"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(f);
+    fs::rename(o.p("src/lib/util.rs"), o.p("src/util.rs")).unwrap();
+    fs::remove_file(o.p("big.bin")).unwrap();
+    // A mode change alone is a modification.
+    fs::set_permissions(
+        o.p("docs/a.md"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let out = String::from_utf8(o.agentfs(&["diff", "s"]).stdout).unwrap();
+    assert_eq!(
+        out,
+        "D /big.bin\nM /docs/a.md\nM /src/main.rs\nA /src/new.rs\nR /src/lib/util.rs -> /src/util.rs\n"
+    );
+}
