@@ -171,10 +171,6 @@ fn creds(req: &Request) -> Creds {
     }
 }
 
-fn kind_from_mode(mode: u32) -> Option<FileKind> {
-    FileKind::from_mode(mode)
-}
-
 /// Answers a getxattr/listxattr request: the size when asked for it, else the bytes.
 fn reply_sized(reply: ReplyXattr, size: u32, data: &[u8]) {
     if size == 0 {
@@ -280,7 +276,7 @@ impl Filesystem for AgentFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let Some(kind) = kind_from_mode(mode) else {
+        let Some(kind) = FileKind::from_mode(mode) else {
             return reply.error(Errno::from_i32(libc::EINVAL));
         };
         match self
@@ -531,12 +527,12 @@ impl Filesystem for AgentFs {
         }
         if self.fs.has_base() {
             let from = offset.saturating_sub(DOT_OFFSETS) as usize;
-            let entries = match self.fs.snapshot(fh.0, dir, from, usize::MAX) {
-                Ok(e) => e,
+            let listing = match self.fs.snapshot(fh.0, dir) {
+                Ok(l) => l,
                 Err(e) => return reply.error(errno("readdir", ino.0, e)),
             };
-            for (i, e) in entries.into_iter().enumerate() {
-                let cookie = (from + i) as u64 + DOT_OFFSETS + 1;
+            for (i, e) in listing.iter().enumerate().skip(from) {
+                let cookie = i as u64 + DOT_OFFSETS + 1;
                 let name = OsStr::from_bytes(&e.name);
                 if reply.add(INodeNo(e.attr.ino.0), cookie, file_type(e.attr.kind), name) {
                     break;
@@ -603,12 +599,12 @@ impl Filesystem for AgentFs {
         }
         if self.fs.has_base() {
             let from = offset.saturating_sub(DOT_OFFSETS) as usize;
-            let entries = match self.fs.snapshot(fh.0, dir, from, usize::MAX) {
-                Ok(e) => e,
+            let listing = match self.fs.snapshot(fh.0, dir) {
+                Ok(l) => l,
                 Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
             };
-            for (i, e) in entries.into_iter().enumerate() {
-                let cookie = (from + i) as u64 + DOT_OFFSETS + 1;
+            for (i, e) in listing.iter().enumerate().skip(from) {
+                let cookie = i as u64 + DOT_OFFSETS + 1;
                 let name = OsStr::from_bytes(&e.name);
                 let attr = file_attr(&e.attr);
                 if reply.add(attr.ino, cookie, name, &self.ttl, &attr, Generation(0)) {

@@ -55,8 +55,11 @@ pub struct Overlay {
     base_paths: Mutex<HashMap<u64, Vec<u8>>>,
     handles: Mutex<HashMap<u64, Handle>>,
     next_fh: Mutex<u64>,
+    /// Delta ino -> base ino it was copied from (or none). An inode's origin is written with
+    /// the inode and never changes, so answers can be kept: this saves a query per attribute.
+    origins: Mutex<HashMap<Ino, Option<u64>>>,
     /// Directory snapshots for readdir, per open directory handle (taken at first use).
-    listings: Mutex<HashMap<u64, Option<Vec<OverlayEntry>>>>,
+    listings: Mutex<HashMap<u64, Option<Arc<[OverlayEntry]>>>>,
 }
 
 fn io_err(e: std::io::Error) -> VfsError {
@@ -115,6 +118,7 @@ impl Overlay {
             base_paths: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             next_fh: Mutex::new(1),
+            origins: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
         }
     }
@@ -180,9 +184,27 @@ impl Overlay {
     }
 
     /// A delta attribute, addressed by its node id (base-origin inodes keep the base's).
+    /// The base inode `ino` was copied from, if any (cached, see `origins`).
+    fn origin_of(&self, ino: Ino) -> VfsResult<Option<u64>> {
+        if let Some(known) = self
+            .origins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ino)
+        {
+            return Ok(*known);
+        }
+        let origin = self.vfs.origin_of(ino)?;
+        self.origins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ino, origin);
+        Ok(origin)
+    }
+
     fn delta_attr(&self, mut attr: Attr) -> VfsResult<Attr> {
         if self.base.is_some() && attr.ino != Ino::ROOT {
-            attr.ino = match self.vfs.origin_of(attr.ino)? {
+            attr.ino = match self.origin_of(attr.ino)? {
                 Some(b) => Ino(b),
                 None => Ino(attr.ino.0 | DELTA_NODE),
             };
@@ -195,7 +217,7 @@ impl Overlay {
         if self.base.is_none() || ino == Ino::ROOT {
             return ino;
         }
-        match self.vfs.origin_of(ino) {
+        match self.origin_of(ino) {
             Ok(Some(b)) => Ino(b),
             _ => Ino(ino.0 | DELTA_NODE),
         }
@@ -351,14 +373,9 @@ impl Overlay {
         Ok(fh)
     }
 
-    /// Entries of open directory `fh` (directory `dir`) from position `from`.
-    pub fn snapshot(
-        &self,
-        fh: u64,
-        dir: Ino,
-        from: usize,
-        max: usize,
-    ) -> VfsResult<Vec<OverlayEntry>> {
+    /// The listing of open directory `fh` (directory `dir`), taken at the first call and then
+    /// shared, so each readdir request only walks what it sends.
+    pub fn snapshot(&self, fh: u64, dir: Ino) -> VfsResult<Arc<[OverlayEntry]>> {
         let taken = self
             .listings
             .lock()
@@ -366,18 +383,15 @@ impl Overlay {
             .get(&fh)
             .cloned()
             .flatten();
-        let listing = match taken {
-            Some(l) => l,
-            None => {
-                let l = self.list(dir)?;
-                self.listings
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(fh, Some(l.clone()));
-                l
-            }
-        };
-        Ok(listing.into_iter().skip(from).take(max).collect())
+        if let Some(listing) = taken {
+            return Ok(listing);
+        }
+        let listing: Arc<[OverlayEntry]> = self.list(dir)?.into();
+        self.listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, Some(listing.clone()));
+        Ok(listing)
     }
 
     pub fn releasedir(&self, fh: u64) {
