@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentfs");
+mod common;
+use common::BIN;
 
 /// A session mounted by `agentfs mount` in a temporary home; unmounted on drop.
 struct Mounted {
@@ -32,28 +33,12 @@ impl Mounted {
         let mut args = vec!["mount", "s", m.dir.to_str().unwrap()];
         args.extend_from_slice(extra);
         let out = m.agentfs(&args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let pid = stderr
-            .rsplit("daemon pid ")
-            .next()
-            .and_then(|s| s.trim().trim_end_matches(')').parse().ok())
-            .unwrap_or_else(|| panic!("no pid in {stderr:?}"));
-        m.pid = pid;
+        m.pid = common::daemon_pid(&out);
         m
     }
 
     fn agentfs(&self, args: &[&str]) -> std::process::Output {
-        let out = Command::new(BIN)
-            .args(args)
-            .env("AGENTFS_HOME", self.home.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "agentfs {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        common::agentfs(self.home.path(), args)
     }
 
     fn p(&self, rel: &str) -> PathBuf {
@@ -71,11 +56,7 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        if self.is_mounted() {
-            let _ = Command::new(BIN)
-                .args(["umount", "--lazy", self.dir.to_str().unwrap()])
-                .status();
-        }
+        drop(common::Unmount(self.dir.clone()));
     }
 }
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentfs");
+mod common;
 
 struct Overlay {
     top: tempfile::TempDir,
@@ -39,17 +39,7 @@ impl Overlay {
     }
 
     fn agentfs(&self, args: &[&str]) -> std::process::Output {
-        let out = Command::new(BIN)
-            .args(args)
-            .env("AGENTFS_HOME", self.top.path().join("home"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "agentfs {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        common::agentfs(&self.top.path().join("home"), args)
     }
 
     fn base(&self) -> PathBuf {
@@ -72,11 +62,7 @@ impl Overlay {
 
 impl Drop for Overlay {
     fn drop(&mut self) {
-        if agentfs::mount::fuse_mount_at(&self.mnt).is_some() {
-            let _ = Command::new(BIN)
-                .args(["umount", "--lazy", self.mnt.to_str().unwrap()])
-                .status();
-        }
+        drop(common::Unmount(self.mnt.clone()));
     }
 }
 
@@ -290,31 +276,10 @@ fn a_git_workflow_in_the_overlay_leaves_the_real_repository_alone() {
     let home = top.path().join("home");
     let mnt = top.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .env("AGENTFS_HOME", &home)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| String::from_utf8(common::agentfs(&home, args).stdout).unwrap();
     run(&["init", "g", "--base", repo.to_str().unwrap()]);
     run(&["mount", "g", mnt.to_str().unwrap()]);
-    struct Guard(PathBuf);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let _ = Command::new(BIN)
-                .args(["umount", "--lazy"])
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _guard = Guard(mnt.clone());
+    let _guard = common::Unmount(mnt.clone());
     // Right after mounting: a clean tree, and git did not make the session copy anything.
     assert_eq!(git(&mnt, &["status", "--porcelain"]), "");
     assert_eq!(

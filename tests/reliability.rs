@@ -7,44 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_agentfs");
-
-fn agentfs(home: &Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("AGENTFS_HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "agentfs {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod common;
+use common::{Unmount, agentfs};
 
 /// Mounts session `s` of `home` on `dir`; returns the daemon pid.
 fn mount(home: &Path, dir: &Path) -> u32 {
-    let out = agentfs(home, &["mount", "s", dir.to_str().unwrap()]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    stderr
-        .rsplit("daemon pid ")
-        .next()
-        .and_then(|s| s.trim().trim_end_matches(')').parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {stderr:?}"))
-}
-
-/// Unmounts whatever is on `dir` when dropped (also after a failed assertion).
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        if agentfs::mount::fuse_mount_at(&self.0).is_some() {
-            let _ = Command::new(BIN)
-                .args(["umount", "--lazy", self.0.to_str().unwrap()])
-                .status();
-        }
-    }
+    common::daemon_pid(&agentfs(home, &["mount", "s", dir.to_str().unwrap()]))
 }
 
 /// A small tmpfs, unmounted when dropped.
