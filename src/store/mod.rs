@@ -6,11 +6,14 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 /// Format version this binary writes, kept in `PRAGMA user_version`.
-pub const FORMAT_VERSION: i64 = 1;
+pub const FORMAT_VERSION: i64 = 2;
 
 /// Migrations, in order; entry `i` takes a database from version `i` to `i + 1`.
 /// Version 0 is a database written by another AgentFS SPEC 0.4 implementation (or a new file).
-const MIGRATIONS: &[&str] = &[include_str!("../../schema/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema/0001_init.sql"),
+    include_str!("../../schema/0002_runners.sql"),
+];
 
 /// How long a connection waits for another process's write lock before giving up.
 /// Writers hold the lock for one filesystem operation, so this is only reached on a hung peer.
