@@ -42,6 +42,70 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         base: Option<PathBuf>,
     },
+    /// Run a command (your shell if none) in a sandbox whose current directory is a
+    /// copy-on-write view of this one: writes go to the session, never to this directory.
+    #[command(
+        after_help = "The session's base is the current directory when the session is \
+created; without --session a new session with a random id is made. Everything outside the \
+base is read-only except /tmp (private to the session, shared by its runners) and the \
+allowed paths: by default those of ~/.claude, ~/.claude.json, ~/.codex, ~/.gemini, ~/.amp, \
+~/.local, ~/.npm and ~/.cache that exist.
+Another terminal joins the same live session with the same --session id; all runners share \
+one mount, which lives while any of them runs.
+Exit status: the command's; 128+N if a signal N killed it; 125 if the sandbox could not be \
+set up, 126 if the command cannot run, 127 if it is not found.
+
+Examples:
+  agentfs run --session fix-tests claude
+  agentfs run --session fix-tests bash          (join it from another terminal)
+  agentfs run --allow ~/.config/gh -- make test"
+    )]
+    Run {
+        /// Session id to create or join (a random one if left out).
+        #[arg(long)]
+        session: Option<String>,
+        /// Also keep PATH writable, directly (not copy-on-write). Repeatable.
+        #[arg(long, value_name = "PATH")]
+        allow: Vec<PathBuf>,
+        /// Do not make the agent directories under $HOME writable.
+        #[arg(long)]
+        no_default_allows: bool,
+        /// Do not print the welcome banner.
+        #[arg(long, short)]
+        quiet: bool,
+        /// The command and its arguments (default: $SHELL).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Run a command in a session's mount, without the read-only sandbox (for scripts and
+    /// CI): the base directory's path shows the session, the rest of the system is as usual.
+    Exec {
+        /// Session id or path to a .db file.
+        session: String,
+        /// The command and its arguments.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// List the live runners (`agentfs run` / `agentfs exec`) of every session, or of one.
+    Ps {
+        /// Only this session.
+        session: Option<String>,
+    },
+    /// Internal: set up the sandbox and become the command (started by `agentfs run`).
+    #[command(hide = true)]
+    SandboxExec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// List sessions: id, base directory, size on disk, created, last change.
     Sessions,
     /// Look at or change files inside a session, without mounting it.
@@ -84,6 +148,9 @@ If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connec
         /// Internal: report readiness on stdout (used by the background daemon).
         #[arg(long, hide = true)]
         notify_ready: bool,
+        /// Internal: serve only while the session has live runners (`agentfs run`).
+        #[arg(long, hide = true, value_name = "LOCK")]
+        runners_lock: Option<PathBuf>,
     },
     /// Unmount a directory mounted with `agentfs mount`.
     Umount {
@@ -231,6 +298,30 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init { id, base } => init(id, base),
+        Command::Run {
+            session,
+            allow,
+            no_default_allows,
+            quiet,
+            command,
+        } => run_command(&agentfs::run::RunOptions {
+            session,
+            allow,
+            default_allows: !no_default_allows,
+            quiet,
+            command,
+            exec: false,
+        }),
+        Command::Exec { session, command } => run_command(&agentfs::run::RunOptions {
+            session: Some(session),
+            allow: Vec::new(),
+            default_allows: false,
+            quiet: true,
+            command,
+            exec: true,
+        }),
+        Command::Ps { session } => ps(session.as_deref()),
+        Command::SandboxExec { command } => sandbox_exec(&command),
         Command::Sessions => sessions(),
         Command::Fs { session, op } => fs(&session, op),
         Command::Kv { session, op } => kv(&session, op),
@@ -271,6 +362,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads,
             cache_ttl,
             notify_ready,
+            runners_lock,
         } => mount(
             &session,
             &dir,
@@ -278,12 +370,73 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threads as usize,
             cache_ttl,
             notify_ready,
+            runners_lock,
         ),
         Command::Umount { dir, lazy } => {
             agentfs::mount::unmount(&dir, lazy)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_command(opts: &agentfs::run::RunOptions) -> Result<ExitCode> {
+    Ok(ExitCode::from(agentfs::run::run(opts)?))
+}
+
+fn sandbox_exec(command: &[std::ffi::OsString]) -> Result<ExitCode> {
+    use agentfs::run::sandbox;
+    let plan = std::env::var(sandbox::PLAN_ENV).map_err(|_| {
+        anyhow!("sandbox-exec is started by `agentfs run`; it is not meant to be run by hand")
+    })?;
+    let plan: sandbox::Plan =
+        serde_json::from_str(&plan).context("the sandbox plan from `agentfs run` is invalid")?;
+    Ok(ExitCode::from(sandbox::enter(&plan, command)))
+}
+
+/// Live runners of each session (or of `only`).
+fn ps(only: Option<&str>) -> Result<ExitCode> {
+    let sessions: Vec<SessionRef> = match only {
+        Some(arg) => {
+            let r = SessionRef::parse(arg)?;
+            r.require_exists()?;
+            vec![r]
+        }
+        None => session::list_ids(&session::home()?)
+            .iter()
+            .filter_map(|id| SessionRef::parse(id).ok())
+            .collect(),
+    };
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(vec![
+        "session", "runner", "pid", "started", "cwd", "command",
+    ]);
+    let mut any = false;
+    for r in &sessions {
+        let store = match agentfs::store::Store::open(&r.path, OpenMode::Existing) {
+            Ok(s) => s,
+            Err(e) if only.is_some() => return Err(e.into()),
+            Err(_) => continue,
+        };
+        for runner in agentfs::runners::live(&store.conn)? {
+            any = true;
+            table.add_row(vec![
+                r.id.clone(),
+                runner.id.to_string(),
+                runner.pid.to_string(),
+                format_time(Some(runner.started_at_ns / 1_000_000_000)),
+                runner.cwd.clone(),
+                runner.command_line(),
+            ]);
+        }
+    }
+    let mut out = io::stdout().lock();
+    if any {
+        writeln!(out, "{table}")?;
+    } else {
+        writeln!(out, "no live runners")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_existing(arg: &str) -> Result<(SessionRef, Vfs)> {
@@ -297,55 +450,10 @@ fn init(id: Option<String>, base: Option<PathBuf>) -> Result<ExitCode> {
     let id = id.unwrap_or_else(session::new_id);
     let r = SessionRef::parse_new(&id)?;
     let base = match base {
-        Some(b) => {
-            let canon = std::fs::canonicalize(&b)
-                .with_context(|| format!("base directory {} is not usable", b.display()))?;
-            if !canon.is_dir() {
-                bail!(
-                    "base {} is not a directory; pass a directory with --base",
-                    b.display()
-                );
-            }
-            Some(canon)
-        }
+        Some(b) => Some(session::usable_base(&b)?),
         None => None,
     };
-    if let Some(dir) = r.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
-    }
-    // Claim the file atomically, so two inits of one id cannot both succeed.
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&r.path)
-    {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(session::SessionError::Exists {
-                id: r.id.clone(),
-                path: r.path.clone(),
-            }
-            .into());
-        }
-        Err(e) => return Err(anyhow!(e).context(format!("cannot create {}", r.path.display()))),
-    }
-    let result = (|| -> Result<()> {
-        let vfs = Vfs::open_session(&r.path, OpenMode::Create)?;
-        if let Some(base) = &base {
-            vfs.store()?.conn.execute(
-                "INSERT OR REPLACE INTO fs_overlay_config (key, value) VALUES ('base_path', ?1)",
-                [base.to_string_lossy()],
-            )?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        for f in r.files() {
-            let _ = std::fs::remove_file(f);
-        }
-        return Err(e.context(format!("cannot create session {}", r.path.display())));
-    }
+    session::create(&r, base.as_deref())?;
     println!("{}", r.id);
     eprintln!("created session {} at {}", r.id, r.path.display());
     Ok(ExitCode::SUCCESS)
@@ -370,7 +478,7 @@ fn sessions() -> Result<ExitCode> {
             .to_string_lossy()
             .into_owned();
         let size = human_size(session::size_on_disk(&path));
-        let info = (|| -> Result<(String, String, String)> {
+        let info = (|| -> Result<(String, String, String, String)> {
             let vfs = Vfs::open_session(&path, OpenMode::Existing)?;
             let store = vfs.store()?;
             let conn = &store.conn;
@@ -397,14 +505,20 @@ fn sessions() -> Result<ExitCode> {
                     format!("{b} (missing)")
                 }
             });
+            let live = agentfs::runners::live(conn)?.len();
             Ok((
                 base.unwrap_or_else(|| "-".into()),
                 format_time(created),
                 format_time(last),
+                if live == 0 {
+                    "-".into()
+                } else {
+                    live.to_string()
+                },
             ))
         })();
         match info {
-            Ok((base, created, last)) => {
+            Ok((base, created, last, runners)) => {
                 let mounted: Vec<String> = agentfs::mount::mounts_of(&path)
                     .iter()
                     .map(|p| p.display().to_string())
@@ -414,12 +528,13 @@ fn sessions() -> Result<ExitCode> {
                 } else {
                     mounted.join(", ")
                 };
-                rows.push(vec![id, base, size, created, last, mounted])
+                rows.push(vec![id, base, size, created, last, runners, mounted])
             }
             Err(e) => rows.push(vec![
                 id,
                 format!("(unreadable: {e:#})"),
                 size,
+                "-".into(),
                 "-".into(),
                 "-".into(),
                 "-".into(),
@@ -444,6 +559,7 @@ fn sessions() -> Result<ExitCode> {
         "size",
         "created",
         "last change",
+        "live runners",
         "mounted at",
     ]);
     for r in rows {
@@ -496,6 +612,7 @@ fn mount(
     threads: usize,
     cache_ttl: f64,
     notify: bool,
+    runners_lock: Option<PathBuf>,
 ) -> Result<ExitCode> {
     let r = SessionRef::parse(arg)?;
     if !(0.0..=3600.0).contains(&cache_ttl) {
@@ -549,6 +666,7 @@ fn mount(
         allow_other: unsafe { libc::geteuid() } == 0,
         fs_name: format!("agentfs:{}:{}", r.id, std::process::id()),
         ttl: std::time::Duration::from_secs_f64(cache_ttl),
+        runners_lock,
     };
     agentfs::mount::serve(vfs, dir, &config, report)?;
     Ok(ExitCode::SUCCESS)
@@ -872,8 +990,24 @@ fn rm(arg: &str) -> Result<ExitCode> {
         );
     }
     // Refuse to delete something that is not a session.
-    Vfs::open_session(&r.path, OpenMode::Existing)
+    let vfs = Vfs::open_session(&r.path, OpenMode::Existing)
         .with_context(|| format!("refusing to remove {}", r.path.display()))?;
+    let live = agentfs::runners::live(&vfs.store()?.conn)?;
+    if let Some(runner) = live.first() {
+        bail!(
+            "session {} has {} live runner(s) (pid {}: {}); let them finish first (see `agentfs ps`)",
+            r.id,
+            live.len(),
+            runner.pid,
+            runner.command_line()
+        );
+    }
+    drop(vfs);
+    let run_dir = session::run_dir(&r.path);
+    if run_dir.exists() {
+        std::fs::remove_dir_all(&run_dir)
+            .with_context(|| format!("cannot remove {}", run_dir.display()))?;
+    }
     for f in r.files() {
         match std::fs::remove_file(&f) {
             Ok(()) => {}

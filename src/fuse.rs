@@ -15,8 +15,10 @@ use fuser::{
 };
 
 use crate::overlay::Overlay;
+use crate::runners::{self, RunnerResolver};
 use crate::vfs::{
-    Attr, Creds, Fh, FileKind, Ino, RenameFlags, SetAttr, TimeSet, Timestamp, VfsError, XattrMode,
+    Attr, Creds, Fh, FileKind, Ino, RenameFlags, RunnerScope, SetAttr, TimeSet, Timestamp,
+    VfsError, XattrMode,
 };
 
 /// How long the kernel may trust names and attributes without asking again, by default, in
@@ -49,6 +51,8 @@ pub struct AgentFs {
     /// Kernel backing files of open base files, per inode (one while any handle is open)
     /// and per handle (dropped at release).
     backing: Mutex<Backing>,
+    /// Which runner each requesting process works for (named in the journal).
+    runners: RunnerResolver,
 }
 
 #[derive(Default)]
@@ -63,8 +67,19 @@ impl AgentFs {
             fs,
             ttl,
             passthrough: false,
+            runners: RunnerResolver::new(),
             backing: Mutex::new(Backing::default()),
         }
+    }
+
+    /// Makes the changes of this request count as the requesting process's runner's.
+    fn runner_scope(&self, req: &Request) -> RunnerScope {
+        let vfs = self.fs.vfs();
+        let runner = self.runners.runner_of(req.pid(), |ns| {
+            let store = vfs.store().ok()?;
+            runners::runner_with_ns(&store.conn, ns).ok()
+        });
+        RunnerScope::enter(runner)
     }
 
     /// Lets the kernel read an untouched base file itself (FUSE passthrough), at disk speed.
@@ -229,7 +244,7 @@ impl Filesystem for AgentFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -245,6 +260,7 @@ impl Filesystem for AgentFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _runner = self.runner_scope(req);
         let set = SetAttr {
             mode,
             uid,
@@ -276,6 +292,7 @@ impl Filesystem for AgentFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _runner = self.runner_scope(req);
         let Some(kind) = FileKind::from_mode(mode) else {
             return reply.error(Errno::from_i32(libc::EINVAL));
         };
@@ -297,6 +314,7 @@ impl Filesystem for AgentFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        let _runner = self.runner_scope(req);
         match self
             .fs
             .mkdir(Ino(parent.0), name.as_bytes(), mode, creds(req))
@@ -306,14 +324,16 @@ impl Filesystem for AgentFs {
         }
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _runner = self.runner_scope(req);
         match self.fs.unlink(Ino(parent.0), name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("unlink", parent.0, e)),
         }
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _runner = self.runner_scope(req);
         match self.fs.rmdir(Ino(parent.0), name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("rmdir", parent.0, e)),
@@ -328,6 +348,7 @@ impl Filesystem for AgentFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _runner = self.runner_scope(req);
         match self.fs.symlink(
             Ino(parent.0),
             link_name.as_bytes(),
@@ -341,7 +362,7 @@ impl Filesystem for AgentFs {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -349,6 +370,7 @@ impl Filesystem for AgentFs {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _runner = self.runner_scope(req);
         if flags.contains(fuser::RenameFlags::RENAME_WHITEOUT) {
             return reply.error(Errno::from_i32(libc::EINVAL));
         }
@@ -370,12 +392,13 @@ impl Filesystem for AgentFs {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _runner = self.runner_scope(req);
         match self
             .fs
             .link(Ino(ino.0), Ino(newparent.0), newname.as_bytes())
@@ -385,7 +408,8 @@ impl Filesystem for AgentFs {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _runner = self.runner_scope(req);
         let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
         match self.fs.open(Ino(ino.0), write) {
             Ok(fh) if self.passthrough && !write => self.reply_passthrough(ino.0, fh, reply),
@@ -413,7 +437,7 @@ impl Filesystem for AgentFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -423,6 +447,7 @@ impl Filesystem for AgentFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _runner = self.runner_scope(req);
         match self.fs.write(Fh(fh.0), offset, data) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno("write", ino.0, e)),
@@ -443,7 +468,7 @@ impl Filesystem for AgentFs {
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -451,6 +476,7 @@ impl Filesystem for AgentFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _runner = self.runner_scope(req);
         if self.passthrough {
             let mut backing = self.backing.lock().unwrap_or_else(|e| e.into_inner());
             if backing.by_handle.remove(&fh.0).is_some() {
@@ -672,7 +698,7 @@ impl Filesystem for AgentFs {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -680,6 +706,7 @@ impl Filesystem for AgentFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _runner = self.runner_scope(req);
         let mode = if flags & libc::XATTR_CREATE != 0 {
             XattrMode::Create
         } else if flags & libc::XATTR_REPLACE != 0 {
@@ -714,7 +741,8 @@ impl Filesystem for AgentFs {
         }
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _runner = self.runner_scope(req);
         match self.fs.removexattr(Ino(ino.0), name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("removexattr", ino.0, e)),
@@ -736,6 +764,7 @@ impl Filesystem for AgentFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        let _runner = self.runner_scope(req);
         match self
             .fs
             .create(Ino(parent.0), name.as_bytes(), mode, creds(req))
@@ -753,7 +782,7 @@ impl Filesystem for AgentFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -761,6 +790,7 @@ impl Filesystem for AgentFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _runner = self.runner_scope(req);
         match self.fs.fallocate(Ino(ino.0), offset, length, mode) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fallocate", ino.0, e)),

@@ -8,6 +8,8 @@ pub mod kv;
 pub mod mount;
 pub mod overlay;
 pub mod repl;
+pub mod run;
+pub mod runners;
 pub mod session;
 pub mod store;
 pub mod vfs;

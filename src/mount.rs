@@ -14,6 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::fuse::AgentFs;
 use crate::overlay::Overlay;
+use crate::runners;
 use crate::vfs::Vfs;
 
 /// How the mount is served.
@@ -27,6 +28,9 @@ pub struct MountConfig {
     pub fs_name: String,
     /// How long the kernel caches names and attributes.
     pub ttl: Duration,
+    /// Serve only while the session has live runners (the shared mount of `agentfs run`);
+    /// the file is the lock that runners hold while they join.
+    pub runners_lock: Option<PathBuf>,
 }
 
 /// The filesystem type in the mount table (`fuse.agentfs`).
@@ -119,7 +123,7 @@ fn process_has_open(pid: u32, file: &Path) -> bool {
 }
 
 /// Undoes the octal escapes (`\040` for a space) of /proc/self/mountinfo.
-fn unescape(field: &str) -> String {
+pub(crate) fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -248,11 +252,18 @@ pub fn serve(
         let (vfs, stop) = (vfs.clone(), stop.clone());
         std::thread::spawn(move || maintain(&vfs, &stop))
     };
+    let runners_watch = config.runners_lock.clone().map(|lock| {
+        let (vfs, stop, unmounter) = (vfs.clone(), stop.clone(), session.unmount_callable());
+        std::thread::spawn(move || serve_while_runners(&vfs, &lock, unmounter, &stop))
+    });
     ready(Ok(()));
     let result = session.run();
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     let _ = maintainer.join();
+    if let Some(w) = runners_watch {
+        let _ = w.join();
+    }
     result.with_context(|| format!("serving {} failed", dir.display()))?;
     Ok(())
 }
@@ -270,6 +281,53 @@ fn maintain(vfs: &Vfs, stop: &AtomicBool) {
             Err(e) => eprintln!("agentfs: background maintenance failed: {e}"),
         }
         std::thread::sleep(MAINTAIN_INTERVAL);
+    }
+}
+
+/// How often the shared mount of `agentfs run` checks whether any runner is left.
+const RUNNERS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Unmounts once no runner of the session lives. The last check is made holding the run
+/// lock that runners take to join, so a runner either registered before it (and the mount
+/// stays) or finds the mount gone and starts a new one.
+fn serve_while_runners(
+    vfs: &Vfs,
+    lock: &Path,
+    mut unmounter: fuser::SessionUnmounter,
+    stop: &AtomicBool,
+) {
+    let any_live = || -> Result<bool> {
+        let store = vfs.store()?;
+        runners::close_dead(&store.conn)?;
+        Ok(!runners::live(&store.conn)?.is_empty())
+    };
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(RUNNERS_INTERVAL);
+        match any_live() {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!("agentfs: cannot read the session's runners: {e:#}");
+                continue;
+            }
+        }
+        let guard = match std::fs::File::open(lock).and_then(|f| f.lock().map(|()| f)) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("agentfs: cannot take the run lock {}: {e}", lock.display());
+                continue;
+            }
+        };
+        if !matches!(any_live(), Ok(false)) {
+            continue;
+        }
+        match unmounter.unmount() {
+            Ok(()) => {
+                drop(guard);
+                return;
+            }
+            Err(e) => eprintln!("agentfs: no runner is left but unmounting failed: {e}"),
+        }
     }
 }
 
@@ -491,7 +549,7 @@ pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
 }
 
 /// Whether `pid` exists and is not a zombie (an exited daemon nobody has reaped yet).
-fn process_running(pid: u32) -> bool {
+pub fn process_running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name.
         Ok(stat) => stat

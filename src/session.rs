@@ -188,6 +188,75 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
+/// `dir` made absolute and checked to be a directory, to serve as a session's base.
+pub fn usable_base(dir: &Path) -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    let canon = std::fs::canonicalize(dir)
+        .with_context(|| format!("base directory {} is not usable", dir.display()))?;
+    if !canon.is_dir() {
+        anyhow::bail!(
+            "base {} is not a directory; pass a directory with --base",
+            dir.display()
+        );
+    }
+    Ok(canon)
+}
+
+/// Creates the session database of `r`, overlaying `base` if given. Fails if it exists
+/// (also when another process creates it at the same moment); leaves nothing behind on error.
+pub fn create(r: &SessionRef, base: Option<&Path>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(dir) = r.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+    }
+    // Claim the file atomically, so two creations of one id cannot both succeed.
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&r.path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(SessionError::Exists {
+                id: r.id.clone(),
+                path: r.path.clone(),
+            }
+            .into());
+        }
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("cannot create {}", r.path.display()))
+            );
+        }
+    }
+    let result = (|| -> anyhow::Result<()> {
+        let vfs = crate::vfs::Vfs::open_session(&r.path, crate::store::OpenMode::Create)?;
+        if let Some(base) = base {
+            vfs.store()?.conn.execute(
+                "INSERT OR REPLACE INTO fs_overlay_config (key, value) VALUES ('base_path', ?1)",
+                [base.to_string_lossy()],
+            )?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for f in r.files() {
+            let _ = std::fs::remove_file(f);
+        }
+        return Err(e.context(format!("cannot create session {}", r.path.display())));
+    }
+    Ok(())
+}
+
+/// The directory of a session's runs, next to its database: the shared mount point, the
+/// lock runners take to join, and the session's private /tmp.
+pub fn run_dir(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".run");
+    PathBuf::from(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

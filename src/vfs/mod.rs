@@ -58,6 +58,32 @@ struct OpenFiles {
     orphaned: std::collections::HashSet<Ino>,
 }
 
+thread_local! {
+    /// The runner of the request this thread is serving (a frontend serves one request per
+    /// thread at a time, and the runner differs from request to request).
+    static REQUEST_RUNNER: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// While alive, changes made on this thread are recorded in the journal as made by a runner
+/// (a row of `fs_runner`), whatever the instance-wide runner is.
+pub struct RunnerScope {
+    previous: Option<i64>,
+}
+
+impl RunnerScope {
+    pub fn enter(runner: Option<i64>) -> RunnerScope {
+        RunnerScope {
+            previous: REQUEST_RUNNER.replace(runner),
+        }
+    }
+}
+
+impl Drop for RunnerScope {
+    fn drop(&mut self) {
+        REQUEST_RUNNER.set(self.previous);
+    }
+}
+
 /// A session's filesystem. Safe to share between threads: each operation takes its own
 /// database connection from a pool.
 pub struct Vfs {
@@ -128,8 +154,12 @@ impl Vfs {
         open
     }
 
+    /// The runner the current change is made for: the one of the request being served on
+    /// this thread (see [`RunnerScope`]), else the one set for the whole instance.
     fn runner(&self) -> Option<i64> {
-        Some(self.runner.load(Ordering::Relaxed)).filter(|r| *r != 0)
+        REQUEST_RUNNER
+            .get()
+            .or_else(|| Some(self.runner.load(Ordering::Relaxed)).filter(|r| *r != 0))
     }
 
     /// Deletes inodes that lost their last name while open in a process that no longer runs.

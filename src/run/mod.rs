@@ -1,0 +1,291 @@
+//! `agentfs run` and `agentfs exec`: run a command in a session, on the session's one shared
+//! overlay mount, inside a sandbox (see [`sandbox`]), recorded as a runner of the session.
+
+pub mod sandbox;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::session::{self, SessionRef};
+use crate::store::{OpenMode, Store};
+use crate::{mount, runners};
+
+/// Agent and tool directories under $HOME that stay writable by default, when they exist.
+pub const DEFAULT_ALLOWS: &[&str] = &[
+    ".claude",
+    ".claude.json",
+    ".codex",
+    ".gemini",
+    ".amp",
+    ".local",
+    ".npm",
+    ".cache",
+];
+
+/// What to run, and how.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The session to join or create; a new one with a random id if None.
+    pub session: Option<String>,
+    /// Extra paths that stay writable (directly, not copy-on-write).
+    pub allow: Vec<PathBuf>,
+    /// Whether the [`DEFAULT_ALLOWS`] that exist are writable too.
+    pub default_allows: bool,
+    /// No banner.
+    pub quiet: bool,
+    /// The command; the user's shell if empty.
+    pub command: Vec<OsString>,
+    /// `agentfs exec`: the session must exist, and nothing is made read-only.
+    pub exec: bool,
+}
+
+/// The default allows that exist under `home`.
+pub fn default_allows(home: &Path) -> Vec<PathBuf> {
+    DEFAULT_ALLOWS
+        .iter()
+        .map(|name| home.join(name))
+        .filter(|p| p.symlink_metadata().is_ok())
+        .collect()
+}
+
+/// What the runner tells the user on start (on stderr, so the command's stdout stays clean).
+pub fn banner(id: &str, joining: bool, base: &Path, allow: &[PathBuf]) -> String {
+    let mut s = String::new();
+    if joining {
+        s.push_str(&format!("Joining existing session: {id}\n"));
+    } else {
+        s.push_str("Welcome to AgentFS!\n");
+    }
+    s.push_str("\nThe following directories are writable:\n\n");
+    s.push_str(&format!("  - {} (copy-on-write)\n", base.display()));
+    for a in allow {
+        s.push_str(&format!("  - {}\n", a.display()));
+    }
+    s.push_str("  - /tmp (private to this session)\n");
+    s.push_str("\nEverything else is read-only.\n");
+    s.push_str("\nTo join this session from another terminal:\n\n");
+    s.push_str(&format!("  agentfs run --session {id} <command>\n"));
+    s
+}
+
+/// Opens the session to run in, creating it over `cwd` if it does not exist (unless `exec`).
+/// Returns it and whether it existed.
+fn open_or_create(opts: &RunOptions, cwd: &Path) -> Result<(SessionRef, bool)> {
+    let r = match &opts.session {
+        Some(arg) => SessionRef::parse(arg)?,
+        None => SessionRef::parse(&uuid::Uuid::new_v4().to_string())?,
+    };
+    if r.path.exists() {
+        return Ok((r, true));
+    }
+    if opts.exec {
+        r.require_exists()?;
+    }
+    if r.by_path {
+        r.require_exists()?;
+    }
+    match session::create(&r, Some(cwd)) {
+        Ok(()) => Ok((r, false)),
+        // Another runner created it at the same moment: join it.
+        Err(e) if matches!(e.downcast_ref(), Some(session::SessionError::Exists { .. })) => {
+            Ok((r, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Paths given with --allow, made absolute; each must exist.
+fn checked_allows(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::canonicalize(p).map_err(|e| {
+                anyhow!(
+                    "--allow {}: {e}; give a file or directory that exists",
+                    p.display()
+                )
+            })
+        })
+        .collect()
+}
+
+/// Makes sure the session's shared mount is up (starting its daemon, or replacing a dead
+/// one). Call it holding the run lock.
+fn ensure_mount(r: &SessionRef, run_dir: &Path) -> Result<PathBuf> {
+    let point = run_dir.join("mnt");
+    if let Some(m) = mount::fuse_mount_at(&point) {
+        let alive = m.agentfs_pid().is_some_and(mount::process_running);
+        if alive && std::fs::metadata(&point).is_ok() {
+            return Ok(point);
+        }
+        // Its daemon was killed: take the dead mount away and start afresh.
+        mount::unmount(&point, true)
+            .with_context(|| format!("cannot remove the dead mount at {}", point.display()))?;
+    }
+    let mut log = r.path.clone().into_os_string();
+    log.push(".mount.log");
+    let args = [
+        "--runners-lock".to_string(),
+        run_dir.join("lock").to_string_lossy().into_owned(),
+    ];
+    let session_arg = r.path.to_string_lossy();
+    mount::spawn_daemon(&session_arg, &point, &args, Path::new(&log))
+        .context("cannot mount the session")?;
+    Ok(point)
+}
+
+/// Creates the run directory: mount point, lock and private /tmp (writable by all, like /tmp).
+fn prepare_run_dir(run_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = run_dir.join("tmp");
+    for d in [run_dir.join("mnt"), tmp.clone()] {
+        // A dead mount on `mnt` (its daemon killed) cannot be looked into, only replaced.
+        match std::fs::create_dir_all(run_dir).and_then(|()| std::fs::create_dir(&d)) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).with_context(|| format!("cannot create {}", d.display()));
+            }
+            _ => {}
+        }
+    }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777))
+        .with_context(|| format!("cannot set the mode of {}", tmp.display()))?;
+    Ok(())
+}
+
+/// Runs the command of `opts` in its session; returns the exit status to leave with (the
+/// command's, or 128 + the signal that killed it).
+pub fn run(opts: &RunOptions) -> Result<u8> {
+    let cwd = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .context("cannot read the current directory")?;
+    let (r, existed) = open_or_create(opts, &cwd)?;
+    let store = Store::open(&r.path, OpenMode::Existing)?;
+    let base = store.base_path()?.ok_or_else(|| {
+        anyhow!(
+            "session {} has no base directory; `agentfs run` makes sessions over the current \
+             directory (or create one with `agentfs init ID --base DIR`)",
+            r.id
+        )
+    })?;
+    if !base.is_dir() {
+        bail!(
+            "the base directory of session {}, {}, is missing; restore it or start a new session",
+            r.id,
+            base.display()
+        );
+    }
+    let mut allow = if opts.default_allows && !opts.exec {
+        std::env::var_os("HOME")
+            .map(|h| default_allows(Path::new(&h)))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    for a in checked_allows(&opts.allow)? {
+        if !allow.contains(&a) {
+            allow.push(a);
+        }
+    }
+    let command = if opts.command.is_empty() {
+        vec![std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into())]
+    } else {
+        opts.command.clone()
+    };
+
+    let run_dir = session::run_dir(&r.path);
+    prepare_run_dir(&run_dir)?;
+    let lock_path = run_dir.join("lock");
+    let lock = std::fs::File::create(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .with_context(|| format!("cannot take the run lock {}", lock_path.display()))?;
+    let overlay = ensure_mount(&r, &run_dir)?;
+    let argv: Vec<String> = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let runner = runners::register(&store.conn, &argv, &cwd, std::process::id())?;
+    drop(lock);
+
+    if !opts.quiet && !opts.exec {
+        let text = banner(&r.id, existed, &base, &allow);
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+    let plan = sandbox::Plan {
+        session_db: std::fs::canonicalize(&r.path)?,
+        runner,
+        overlay,
+        base,
+        private_tmp: (!opts.exec).then(|| run_dir.join("tmp")),
+        allow,
+        read_only: !opts.exec,
+        cwd,
+    };
+    let status = spawn_and_wait(&r.id, &plan, &command);
+    let code = match &status {
+        Ok(s) => s
+            .code()
+            .map(|c| c as u8)
+            .unwrap_or_else(|| 128u8.wrapping_add(s.signal().unwrap_or(0) as u8)),
+        Err(_) => sandbox::SETUP_FAILED,
+    };
+    if let Err(e) = runners::finish(&store.conn, runner, Some(i32::from(code))) {
+        eprintln!("agentfs: cannot record the end of runner {runner}: {e}");
+    }
+    status?;
+    Ok(code)
+}
+
+/// Starts the sandbox helper, which becomes the command, and waits for it. Signals sent to
+/// the runner by other processes are passed on to the command; those from the terminal
+/// (Ctrl-C) already reach it directly, being in the same process group.
+fn spawn_and_wait(
+    id: &str,
+    plan: &sandbox::Plan,
+    command: &[OsString],
+) -> Result<std::process::ExitStatus> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+    use signal_hook::iterator::SignalsInfo;
+    use signal_hook::iterator::exfiltrator::WithOrigin;
+    use signal_hook::low_level::siginfo::Cause;
+
+    let exe = std::env::current_exe().context("cannot find the agentfs executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("sandbox-exec")
+        .arg("--")
+        .args(command)
+        .env(sandbox::PLAN_ENV, serde_json::to_string(plan)?)
+        .env("AGENTFS_SESSION", id);
+    let program = Path::new(&command[0]);
+    if program.file_name().is_some_and(|n| n == "bash") {
+        // bash sets its prompt in its rc files; prefix it before each prompt instead.
+        let mut pc = OsString::from(r#"PS1="🤖 ${PS1#🤖 }""#);
+        if let Some(old) = std::env::var_os("PROMPT_COMMAND").filter(|o| !o.is_empty()) {
+            pc.push("; ");
+            pc.push(old);
+        }
+        cmd.env("PROMPT_COMMAND", pc);
+    }
+    // Installed before the command starts, so no signal sent in between is lost.
+    let mut signals =
+        SignalsInfo::<WithOrigin>::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2])
+            .context("cannot install signal handlers")?;
+    let handle = signals.handle();
+    let mut child = cmd.spawn().context("cannot start the sandbox")?;
+    let pid = child.id() as libc::pid_t;
+    let forwarder = std::thread::spawn(move || {
+        for origin in signals.forever() {
+            if matches!(origin.cause, Cause::Sent(_)) {
+                // SAFETY: plain kill(2) to our own child.
+                unsafe { libc::kill(pid, origin.signal) };
+            }
+        }
+    });
+    let status = child.wait().context("cannot wait for the command");
+    handle.close();
+    let _ = forwarder.join();
+    status
+}
