@@ -1,0 +1,230 @@
+//! Real work inside `agentfs run`: git, make, cargo and a many-file untar, each leaving the
+//! project directory on the host exactly as it was and the results in the session.
+//! (Their speed against the plain directory is measured by tests/bench/run.sh.)
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+mod common;
+use common::BIN;
+
+struct Work {
+    top: tempfile::TempDir,
+}
+
+impl Work {
+    fn new() -> Work {
+        let top = tempfile::Builder::new()
+            .prefix("agentfs-work-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        fs::create_dir_all(top.path().join("proj")).unwrap();
+        fs::create_dir_all(top.path().join("home")).unwrap();
+        Work { top }
+    }
+
+    fn proj(&self) -> PathBuf {
+        self.top.path().join("proj")
+    }
+
+    fn home(&self) -> PathBuf {
+        self.top.path().join("home")
+    }
+
+    /// `agentfs run -q --session s -- sh -c SCRIPT` in the project; fails the test if the
+    /// script fails.
+    fn sh(&self, script: &str) -> String {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "-q", "--session", "s", "--", "sh", "-c", script])
+            .current_dir(self.proj())
+            .env("AGENTFS_HOME", self.home())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = output_within(cmd, Duration::from_secs(300));
+        assert!(
+            out.status.success(),
+            "{script}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn agentfs(&self, args: &[&str]) -> String {
+        String::from_utf8(common::agentfs(&self.home(), args).stdout).unwrap()
+    }
+
+    fn wait_unmounted(&self) {
+        let mnt = self.home().join("s.db.run/mnt");
+        let start = std::time::Instant::now();
+        while agentfs::mount::fuse_mount_at(&mnt).is_some() {
+            assert!(start.elapsed().as_secs() < 20, "the shared mount stayed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        let mnt = self.home().join("s.db.run/mnt");
+        let start = std::time::Instant::now();
+        while agentfs::mount::fuse_mount_at(&mnt).is_some() && start.elapsed().as_secs() < 10 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(common::Unmount(mnt));
+    }
+}
+
+fn output_within(cmd: Command, limit: Duration) -> Output {
+    let mut cmd = cmd;
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(limit).is_err() {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = tx.send(());
+    out
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, u64, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let content = if m.file_type().is_symlink() {
+                fs::read_link(&p)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                Vec::new()
+            } else {
+                fs::read(&p).unwrap()
+            };
+            let mtime = if m.is_dir() { 0 } else { m.mtime() as u64 };
+            out.insert(
+                p.strip_prefix(dir).unwrap().to_path_buf(),
+                (m.mode(), mtime, content),
+            );
+        }
+    }
+    out
+}
+
+fn host(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const GIT_ID: &str = "git -c user.name=t -c user.email=t@example.com";
+
+#[test]
+fn git_status_commit_branch_checkout_stash() {
+    let w = Work::new();
+    host(
+        &w.proj(),
+        &format!(
+            "git init -q -b main && mkdir src && for i in $(seq 1 50); do echo \"line $i\" > src/f$i.txt; done \
+             && touch -d '1 hour ago' src/* && git add -A && {GIT_ID} commit -qm base"
+        ),
+    );
+    // (The files are older than the index, so git finds no racily-clean entries to re-check,
+    // which would rewrite the index on any filesystem.)
+    let before = snapshot(&w.proj());
+    // Right after the session starts the tree is clean, and reading it copied nothing.
+    assert_eq!(w.sh("git status --porcelain"), "");
+    assert_eq!(
+        w.agentfs(&[
+            "sql",
+            "s",
+            "--mode",
+            "list",
+            "--",
+            "SELECT count(*) FROM fs_data"
+        ])
+        .lines()
+        .nth(1),
+        Some("0"),
+        "git status put file data into the session"
+    );
+    let log = w.sh(&format!(
+        "set -e; echo edit >> src/f1.txt; git add src/f1.txt; {GIT_ID} commit -qm edit; \
+         git branch feature; git checkout -q feature; echo wip >> src/f2.txt; git stash -q; \
+         git status --porcelain; git checkout -q main; git log --oneline | wc -l; \
+         git stash list | wc -l; git branch --list | wc -l"
+    ));
+    assert_eq!(log, "2\n1\n2\n");
+    assert_eq!(snapshot(&w.proj()), before, "the host repository changed");
+    w.wait_unmounted();
+    assert_eq!(
+        w.agentfs(&["fs", "s", "cat", "/src/f1.txt"]),
+        "line 1\nedit\n"
+    );
+}
+
+#[test]
+fn make_and_cargo_build_inside() {
+    let w = Work::new();
+    host(
+        &w.proj(),
+        "mkdir -p c src && printf '#include <stdio.h>\\nint main(void){puts(\"made\");return 0;}\\n' > c/hello.c \
+         && printf 'out/hello: c/hello.c\\n\\tmkdir -p out && cc -o $@ $<\\n' > Makefile \
+         && printf '[package]\\nname = \"tiny\"\\nversion = \"0.1.0\"\\nedition = \"2021\"\\n' > Cargo.toml \
+         && echo 'fn main() { println!(\"built\"); }' > src/main.rs",
+    );
+    let before = snapshot(&w.proj());
+    assert_eq!(w.sh("make -s && ./out/hello"), "made\n");
+    // Nothing to do the second time: make sees the target newer than its source.
+    assert_eq!(w.sh("make"), "make: 'out/hello' is up to date.\n");
+    let built = w.sh("cargo build --offline -q && ./target/debug/tiny");
+    assert_eq!(built, "built\n");
+    assert_eq!(snapshot(&w.proj()), before);
+}
+
+#[test]
+fn untar_thousands_of_files_like_a_package_install() {
+    let w = Work::new();
+    host(&w.proj(), "echo '{}' > package.json");
+    let pkg = w.top.path().join("pkg");
+    for d in 0..60 {
+        let dir = pkg.join(format!("mod{d}/lib"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..50 {
+            fs::write(
+                dir.join(format!("f{f}.js")),
+                format!("module.exports = {d}*{f};\n"),
+            )
+            .unwrap();
+        }
+    }
+    host(w.top.path(), "tar -cf pkg.tar -C pkg . && rm -rf pkg");
+    let before = snapshot(&w.proj());
+    let tar = w.top.path().join("pkg.tar");
+    let out = w.sh(&format!(
+        "mkdir node_modules && tar -xf {} -C node_modules && find node_modules -type f | wc -l \
+         && cat node_modules/mod7/lib/f3.js && rm -rf node_modules/mod1 && find node_modules -type f | wc -l",
+        tar.display()
+    ));
+    assert_eq!(out, "3000\nmodule.exports = 7*3;\n2950\n");
+    assert_eq!(snapshot(&w.proj()), before);
+}
