@@ -609,3 +609,118 @@ fn a_normal_user_runs_in_a_user_namespace() {
     assert_eq!(snapshot(&p.proj()), before);
     p.wait_unmounted();
 }
+
+/// A process on a new pseudo-terminal (as its controlling terminal), like a user's shell.
+struct OnTerminal {
+    child: Child,
+    master: fs::File,
+}
+
+impl OnTerminal {
+    fn spawn(mut cmd: Command) -> OnTerminal {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave = fs::File::from(pty.slave);
+        cmd.stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        let master = fs::File::from(pty.master);
+        // Reads must not block forever.
+        let flags = unsafe { libc::fcntl(master.as_raw_fd(), libc::F_GETFL) };
+        unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) };
+        OnTerminal { child, master }
+    }
+
+    /// Reads the terminal until `what` shows up; returns all read so far.
+    fn expect(&mut self, seen: &mut String, what: &str) {
+        use std::io::Read;
+        let start = Instant::now();
+        while !seen.contains(what) {
+            let mut buf = [0u8; 4096];
+            match self.master.read(&mut buf) {
+                Ok(n) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no {what:?} in {seen:?}"
+            );
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(bytes).unwrap();
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the runner did not end"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn the_terminal_works_inside_and_ctrl_c_reaches_the_command() {
+    let p = Project::new();
+    let mut term = OnTerminal::spawn(p.command(&[
+        "run",
+        "-q",
+        "--session",
+        "s",
+        "--",
+        "sh",
+        "-c",
+        "test -t 0 && test -t 1 && echo on-a-tty; trap 'echo got-int; exit 5' INT; \
+         echo ready; while :; do sleep 0.05; done",
+    ]));
+    let mut seen = String::new();
+    term.expect(&mut seen, "ready");
+    assert!(seen.contains("on-a-tty"), "{seen:?}");
+    // Ctrl-C: the terminal sends SIGINT to the foreground group; the command handles it and
+    // agentfs leaves with its status (it is not killed itself).
+    term.send(b"\x03");
+    term.expect(&mut seen, "got-int");
+    assert_eq!(term.wait().code(), Some(5));
+}
+
+#[test]
+fn without_session_a_new_one_with_a_uuid_is_made() {
+    let p = Project::new();
+    let out = p.run(&["--", "true"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let id = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("agentfs run --session "))
+        .and_then(|l| l.strip_suffix(" <command>"))
+        .unwrap_or_else(|| panic!("no join line in {err}"));
+    let parsed = uuid::Uuid::parse_str(id).unwrap();
+    assert_eq!(parsed.get_version_num(), 4);
+    assert!(p.home().join(format!("{id}.db")).exists());
+    let out = p.agentfs(&["sessions"]);
+    assert!(
+        out.contains(id) && out.contains(p.proj().to_str().unwrap()),
+        "{out}"
+    );
+    drop(common::Unmount(p.home().join(format!("{id}.db.run/mnt"))));
+}
