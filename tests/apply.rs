@@ -464,3 +464,67 @@ fn tar_export_holds_the_created_and_modified_files() {
         "M /a.txt\nD /b.txt\nA /d/\nA /d/new.bin\nA /l\n"
     );
 }
+
+#[test]
+fn host_changes_to_paths_the_session_deleted_are_conflicts() {
+    let env = Env::new(&[
+        ("old.txt", b"old\n"),
+        ("dir/a.txt", b"a\n"),
+        ("keep.txt", b"k\n"),
+    ]);
+    env.mount();
+    // Deleted without being copied up: the session recorded no identity for these.
+    fs::remove_file(env.p("old.txt")).unwrap();
+    fs::remove_dir_all(env.p("dir")).unwrap();
+    env.umount();
+    // The host edits the file after the session deleted it (its ctime is later than the
+    // journaled unlink: wait for the kernel's coarse clock to pass that time).
+    let unlinked: i128 = env
+        .sql("SELECT time_ns FROM fs_change WHERE op = 'unlink' AND path = '/old.txt'")
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        fs::write(env.base().join("old.txt"), "host edit\n").unwrap();
+        let md = fs::metadata(env.base().join("old.txt")).unwrap();
+        let ctime = std::os::unix::fs::MetadataExt::ctime(&md) as i128 * 1_000_000_000
+            + std::os::unix::fs::MetadataExt::ctime_nsec(&md) as i128;
+        if ctime > unlinked {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the host clock does not advance"
+        );
+    }
+    fs::write(env.base().join("dir/host.txt"), "host file\n").unwrap();
+
+    let out = env.run(&["apply", "s"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("conflict: /old.txt: changed on the host after"),
+        "{err}"
+    );
+    assert!(
+        err.contains("conflict: /dir: the host added entries"),
+        "{err}"
+    );
+    assert_eq!(stdout(&out), "D /dir/a.txt\n");
+    assert_eq!(
+        fs::read_to_string(env.base().join("old.txt")).unwrap(),
+        "host edit\n"
+    );
+    assert!(env.base().join("dir/host.txt").exists());
+    assert_eq!(env.diff(), "D /dir\nD /old.txt\n");
+
+    let out = env.ok(&["apply", "s", "--force"]);
+    assert_eq!(stdout(&out), "D /dir/\nD /old.txt\n");
+    assert!(!env.base().join("old.txt").exists());
+    assert!(!env.base().join("dir").exists());
+    assert!(env.base().join("keep.txt").exists());
+    assert_eq!(env.diff(), "");
+}

@@ -283,7 +283,7 @@ fn base85(bytes: &[u8]) -> Vec<u8> {
 fn quote(path: &str) -> String {
     let needs = path
         .bytes()
-        .any(|b| b == b'"' || b == b'\\' || b < 0x20 || b >= 0x7f);
+        .any(|b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b));
     if !needs {
         return path.to_string();
     }
