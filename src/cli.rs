@@ -820,6 +820,7 @@ fn apply(arg: &str, paths: Vec<String>, dry_run: bool, force: bool) -> Result<Ex
         );
     }
     let vfs = std::sync::Arc::new(vfs);
+    let filtered = !paths.is_empty();
     let opts = agentfs::apply::Options {
         paths,
         dry_run,
@@ -848,6 +849,12 @@ fn apply(arg: &str, paths: Vec<String>, dry_run: bool, force: bool) -> Result<Ex
         r.id,
         base.display()
     );
+    if filtered && report.applied.is_empty() && report.conflicts.is_empty() {
+        eprintln!(
+            "agentfs: nothing changed at or below the given paths; `agentfs diff {arg}` lists \
+             what the session changed"
+        );
+    }
     if report.conflicts.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

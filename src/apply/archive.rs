@@ -9,8 +9,8 @@ use super::plan::Item;
 use super::tree::SessionTree;
 use crate::vfs::FileKind;
 
-/// Writes the entries the session has at the paths of `items` to `out`; returns the
-/// number of entries written.
+/// Writes the entries the session has at the paths of `items` to `out` (files, symlinks,
+/// directories; special files are left out); returns the number of entries written.
 pub fn write_tar(
     items: &[Item],
     session: &SessionTree,
@@ -55,7 +55,8 @@ pub fn write_tar(
                     .append_link(&mut header, name, std::ffi::OsStr::from_bytes(&target))
                     .map_err(w)?;
             }
-            kind => return Err(ApplyError::Special(item.path.clone(), kind)),
+            // Fifos, sockets and devices are no content to carry over.
+            _ => continue,
         }
         count += 1;
     }

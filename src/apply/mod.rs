@@ -16,7 +16,7 @@ pub mod write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::vfs::{FileKind, Vfs, VfsError};
+use crate::vfs::{Vfs, VfsError};
 
 pub use conflict::Conflict;
 pub use plan::{Item, Status};
@@ -38,9 +38,10 @@ pub enum ApplyError {
         source: std::io::Error,
     },
     #[error(
-        "{0} is a special file ({1:?}); apply and export handle files, directories and symlinks only"
+        "{0} has a name that is not UTF-8, which apply and export cannot handle yet; rename \
+         it in the session (`mv` on a mount) and try again"
     )]
-    Special(String, FileKind),
+    NotUtf8(String),
     #[error(transparent)]
     Vfs(#[from] VfsError),
     #[error(transparent)]
@@ -163,7 +164,7 @@ pub fn apply(
         }
         match write::remove(&base_tree, path, opts.force)? {
             Ok(()) => forget::forget_removed(vfs, path)?,
-            Err(write::Blocked::NotEmpty) => {
+            Err(_) => {
                 failed[*i] = true;
                 report.conflicts.push(Conflict {
                     path: path.clone(),
@@ -182,13 +183,20 @@ pub fn apply(
         if item.writes() {
             match write::put(&base_tree, &session, &item.path, opts.force)? {
                 Ok(()) => forget::forget_written(vfs, &base_tree, &item.path)?,
-                Err(write::Blocked::NotEmpty) => {
+                Err(blocked) => {
                     failed[i] = true;
+                    let reason = match blocked {
+                        write::Blocked::NotEmpty => "the host has entries in the directory the \
+                                                     session replaced with a file"
+                            .to_string(),
+                        write::Blocked::Special(kind) => format!(
+                            "a special file ({kind:?}); apply writes files, directories and \
+                             symlinks only"
+                        ),
+                    };
                     report.conflicts.push(Conflict {
                         path: item.path.clone(),
-                        reason: "the host has entries in the directory the session replaced \
-                                 with a file"
-                            .to_string(),
+                        reason,
                     });
                     continue;
                 }

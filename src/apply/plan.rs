@@ -82,6 +82,13 @@ pub fn build(
     let mut renames = Vec::new();
     let mut paths = BTreeSet::new();
     for change in changes {
+        // diff names paths as UTF-8 (lossily): such a path would name nothing.
+        if let Some(p) = change_paths(change)
+            .into_iter()
+            .find(|p| p.contains('\u{FFFD}'))
+        {
+            return Err(ApplyError::NotUtf8(p.to_string()));
+        }
         match change {
             Change::Added(p) | Change::Modified(p) | Change::Deleted(p) => {
                 paths.insert(normalize(p));
@@ -170,6 +177,13 @@ pub fn build(
             .collect();
     }
     Ok(items)
+}
+
+fn change_paths(c: &Change) -> Vec<&str> {
+    match c {
+        Change::Added(p) | Change::Modified(p) | Change::Deleted(p) => vec![p],
+        Change::Renamed { from, to } => vec![from, to],
+    }
 }
 
 /// `/a/b` for `a/b/`, `/a//b` or `/a/b`; `/` for the root.

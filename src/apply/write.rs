@@ -16,6 +16,8 @@ use super::tree::{BaseTree, SessionTree};
 pub enum Blocked {
     /// A directory to remove still has entries the session did not delete.
     NotEmpty,
+    /// The session has a fifo, socket or device there, which apply does not create.
+    Special(FileKind),
 }
 
 /// Writes the session's entry at `path` (file, symlink or directory) into the base,
@@ -47,7 +49,7 @@ pub fn put(
             return Ok(Ok(()));
         }
         FileKind::File | FileKind::Symlink => {}
-        kind => return Err(ApplyError::Special(path.to_string(), kind)),
+        kind => return Ok(Err(Blocked::Special(kind))),
     }
     // A directory in the way (the session replaced it with a file) must go first.
     if existing.as_ref().is_some_and(|m| m.is_dir())
