@@ -182,6 +182,56 @@ Each statement runs on its own, so the shell never holds the session's WAL while
         /// Session id or path to a .db file.
         session: String,
     },
+    /// Write a session's changes into its base directory (A added, M modified, D deleted,
+    /// R renamed); applied paths leave the session, so `agentfs diff` shows what is left.
+    #[command(
+        after_help = "Each file is written atomically (a temporary file in the same \
+directory, fsync, rename). A path the host changed since the session took it over is a \
+conflict: it is reported and skipped, the rest is applied, and the exit status is 1; --force \
+overwrites it. A mounted session is refused unless --force.
+
+Examples:
+  agentfs apply demo --dry-run
+  agentfs apply demo src/ README.md
+  agentfs apply demo --force"
+    )]
+    Apply {
+        /// Session id or path to a .db file.
+        session: String,
+        /// Apply only changes at or below these paths (relative to the base).
+        paths: Vec<String>,
+        /// Print what would be applied and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Overwrite paths the host changed, and apply even while the session is mounted.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Export a session's changes as a git patch (`git apply` takes it on the base) or as a
+    /// tar archive of the created and modified files.
+    #[command(after_help = "Examples:
+  agentfs export demo --patch > demo.patch && git -C BASE apply demo.patch
+  agentfs export demo --patch -o demo.patch src/
+  agentfs export demo --tar changed.tar
+
+A git patch cannot hold empty directories or directory modes, nor modes other than the \
+executable bit; what it cannot express is listed on stderr.")]
+    #[command(group(clap::ArgGroup::new("format").required(true).args(["patch", "tar"])))]
+    Export {
+        /// Session id or path to a .db file.
+        session: String,
+        /// Only changes at or below these paths (relative to the base).
+        paths: Vec<String>,
+        /// Write a git patch (to stdout, or -o FILE).
+        #[arg(long)]
+        patch: bool,
+        /// Write the created and modified files as a tar archive to FILE ('-': stdout).
+        #[arg(long, value_name = "FILE")]
+        tar: Option<PathBuf>,
+        /// With --patch: write to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE", requires = "patch")]
+        output: Option<PathBuf>,
+    },
     /// Copy a session (consistently, also while it is mounted and being written) to a new one.
     Fork {
         /// Session id or path to a .db file.
@@ -332,6 +382,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
         } => gc(&older_than, dry_run),
         Command::Fork { session, new } => fork(&session, &new),
+        Command::Apply {
+            session,
+            paths,
+            dry_run,
+            force,
+        } => apply(&session, paths, dry_run, force),
+        Command::Export {
+            session,
+            paths,
+            patch: _,
+            tar,
+            output,
+        } => export(&session, &paths, tar, output),
         Command::Diff { session } => {
             let (_r, vfs) = open_existing(&session)?;
             let base = vfs.store()?.base_path()?;
@@ -851,6 +914,120 @@ fn fork(arg: &str, new: &str) -> Result<ExitCode> {
         from.id,
         to.id,
         to.path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn apply(arg: &str, paths: Vec<String>, dry_run: bool, force: bool) -> Result<ExitCode> {
+    let (r, vfs) = open_existing(arg)?;
+    let base = agentfs::apply::base_of(&vfs)?;
+    if let Some(point) = agentfs::apply::live_uses(&r.path).first() {
+        if !force {
+            bail!(
+                "session {} is mounted at {}, so its files may still change; unmount it \
+                 first (`agentfs umount {}`) or pass --force",
+                r.id,
+                point.display(),
+                point.display()
+            );
+        }
+        eprintln!(
+            "agentfs: warning: session {} is mounted at {}; applying anyway (--force)",
+            r.id,
+            point.display()
+        );
+    }
+    let vfs = std::sync::Arc::new(vfs);
+    let filtered = !paths.is_empty();
+    let opts = agentfs::apply::Options {
+        paths,
+        dry_run,
+        force,
+    };
+    let mut out = io::stdout().lock();
+    let mut print_error = None;
+    let report = agentfs::apply::apply(&vfs, &base, &opts, &mut |item| {
+        if print_error.is_none()
+            && let Err(e) = writeln!(out, "{item}")
+        {
+            print_error = Some(e);
+        }
+    })
+    .with_context(|| format!("cannot apply session {} to {}", r.id, base.display()))?;
+    if let Some(e) = print_error {
+        return Err(e.into());
+    }
+    for c in &report.conflicts {
+        eprintln!("agentfs: conflict: {c}");
+    }
+    let verb = if dry_run { "would apply" } else { "applied" };
+    eprintln!(
+        "{verb} {} change(s) of session {} to {}",
+        report.applied.len(),
+        r.id,
+        base.display()
+    );
+    if filtered && report.applied.is_empty() && report.conflicts.is_empty() {
+        eprintln!(
+            "agentfs: nothing changed at or below the given paths; `agentfs diff {arg}` lists \
+             what the session changed"
+        );
+    }
+    if report.conflicts.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let paths: Vec<&str> = report.conflicts.iter().map(|c| c.path.as_str()).collect();
+    eprintln!(
+        "agentfs: error: {} path(s) skipped because the host changed them since the session \
+         took them over: {}; look at them, then apply them with --force to overwrite the \
+         host's version",
+        paths.len(),
+        paths.join(", ")
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+fn export(
+    arg: &str,
+    paths: &[String],
+    tar: Option<PathBuf>,
+    output: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use agentfs::apply::tree::{BaseTree, SessionTree};
+    let (r, vfs) = open_existing(arg)?;
+    let base = agentfs::apply::base_of(&vfs)?;
+    let vfs = std::sync::Arc::new(vfs);
+    let items = agentfs::apply::plan(&vfs, &base, paths)?;
+    let session = SessionTree::new(vfs.clone(), &base);
+    let target = tar.as_ref().or(output.as_ref());
+    let mut sink: Box<dyn Write> = match target.filter(|p| p.as_os_str() != "-") {
+        Some(path) => Box::new(io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+    };
+    if tar.is_some() {
+        let n = agentfs::apply::archive::write_tar(&items, &session, &mut sink)?;
+        sink.flush()?;
+        eprintln!("exported {n} entr(ies) of session {}", r.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let warnings = agentfs::apply::patch::write_patch(
+        &items,
+        &BaseTree::new(base.clone()),
+        &session,
+        &mut sink,
+    )?;
+    sink.flush()?;
+    for w in &warnings {
+        eprintln!("agentfs: warning: not in the patch: {w}");
+    }
+    eprintln!(
+        "exported a patch of {} change(s) of session {} against {}",
+        items.len(),
+        r.id,
+        base.display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! agentfs: run commands on a copy-on-write view of a directory, with every change kept as
 //! rows in one SQLite database per session.
 
+pub mod apply;
 pub mod diff;
 pub mod fsck;
 pub mod fuse;

@@ -1,0 +1,221 @@
+//! `agentfs apply` and `agentfs export`: carrying a session's changes out of the session,
+//! into its base directory or into a git patch or tar archive.
+//!
+//! The submodules each do one step: `tree` reads a side (base or session), `plan` lists the
+//! changes, `conflict` finds host edits that applying would drop, `write` changes the base,
+//! `forget` drops applied paths from the session, `patch` and `archive` export.
+
+pub mod archive;
+pub mod conflict;
+pub mod forget;
+pub mod patch;
+pub mod plan;
+pub mod tree;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::vfs::{Vfs, VfsError};
+
+pub use conflict::Conflict;
+pub use plan::{Item, Status};
+use tree::{BaseTree, SessionTree};
+
+/// Why applying or exporting failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "the session has no base directory, so there is nothing to apply it to; apply and \
+         export work on sessions made with `agentfs init ID --base DIR`"
+    )]
+    NoBase,
+    #[error("the base directory {0} no longer exists; restore it and try again")]
+    BaseGone(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{0} has a name that is not UTF-8, which apply and export cannot handle yet; rename \
+         it in the session (`mv` on a mount) and try again"
+    )]
+    NotUtf8(String),
+    #[error(transparent)]
+    Vfs(#[from] VfsError),
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+impl ApplyError {
+    pub fn io(path: &Path, source: std::io::Error) -> ApplyError {
+        ApplyError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Where the session is in use, if it is: applying then would race its writers. The check
+/// is mounts of the database for now; runners will be recognized here too.
+pub fn live_uses(db: &Path) -> Vec<PathBuf> {
+    crate::mount::mounts_of(db)
+}
+
+/// The session's base directory; an error if it has none or it is gone.
+pub fn base_of(vfs: &Vfs) -> Result<PathBuf, ApplyError> {
+    let base = vfs.store()?.base_path()?.ok_or(ApplyError::NoBase)?;
+    if !base.is_dir() {
+        return Err(ApplyError::BaseGone(base));
+    }
+    Ok(base)
+}
+
+/// What `apply` is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only changes at or below these paths (all if empty).
+    pub paths: Vec<String>,
+    /// Report, change nothing.
+    pub dry_run: bool,
+    /// Overwrite host changes instead of skipping them.
+    pub force: bool,
+}
+
+/// What `apply` did (or, dry, would do).
+#[derive(Debug, Default)]
+pub struct Report {
+    pub applied: Vec<Item>,
+    pub conflicts: Vec<Conflict>,
+}
+
+/// The changes of the session against its base as it is now, as `apply` and `export` see
+/// them.
+pub fn plan(vfs: &Arc<Vfs>, base: &Path, paths: &[String]) -> Result<Vec<Item>, ApplyError> {
+    let changes = crate::diff::changes(vfs, Some(base))?;
+    let session = SessionTree::new(vfs.clone(), base);
+    plan::build(
+        &changes,
+        &BaseTree::new(base.to_path_buf()),
+        &session,
+        paths,
+    )
+}
+
+/// Writes the session's changes into its base directory, path by path: removals (deepest
+/// first), then new and changed entries (parents first). A path the host changed since
+/// the session took it over is skipped and reported, unless `force`. `on_applied` hears of
+/// each path once it is written (and dropped from the session's delta).
+pub fn apply(
+    vfs: &Arc<Vfs>,
+    base: &Path,
+    opts: &Options,
+    on_applied: &mut dyn FnMut(&Item),
+) -> Result<Report, ApplyError> {
+    let items = plan(vfs, base, &opts.paths)?;
+    let base_tree = BaseTree::new(base.to_path_buf());
+    let session = SessionTree::new(vfs.clone(), base);
+    let checker = conflict::Checker::load(&vfs.store()?.conn, &items)?;
+    let mut report = Report::default();
+    let mut ready = Vec::new();
+    for item in items {
+        match checker.check(&base_tree, &item)? {
+            Some(c) if !opts.force => report.conflicts.push(c),
+            _ => ready.push(item),
+        }
+    }
+    // What sits below a skipped directory cannot be applied either.
+    let skipped: Vec<String> = report.conflicts.iter().map(|c| c.path.clone()).collect();
+    ready.retain(|item| {
+        let blocked = skipped
+            .iter()
+            .find(|s| item.path != **s && plan::within(&item.path, s));
+        if let Some(s) = blocked {
+            report.conflicts.push(Conflict {
+                path: item.path.clone(),
+                reason: format!("its directory {s} is skipped"),
+            });
+        }
+        blocked.is_none()
+    });
+    if opts.dry_run {
+        for item in &ready {
+            on_applied(item);
+        }
+        report.applied = ready;
+        return Ok(report);
+    }
+    // Removals first, deepest first, so a directory is empty when its turn comes and a path
+    // is free before something else is written there.
+    let mut removals: Vec<(String, usize)> = Vec::new();
+    for (i, item) in ready.iter().enumerate() {
+        for (path, _) in item.touched() {
+            if !item.writes() || path != item.path {
+                removals.push((path.to_string(), i));
+            }
+        }
+    }
+    removals.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut failed = vec![false; ready.len()];
+    for (path, i) in &removals {
+        if failed[*i] {
+            continue;
+        }
+        match write::remove(&base_tree, path, opts.force)? {
+            Ok(()) => forget::forget_removed(vfs, path)?,
+            Err(_) => {
+                failed[*i] = true;
+                report.conflicts.push(Conflict {
+                    path: path.clone(),
+                    reason: "the host added entries to this directory, which the session \
+                             deleted"
+                        .to_string(),
+                });
+            }
+        }
+    }
+    let mut prune = Vec::new();
+    for (i, item) in ready.iter().enumerate() {
+        if failed[i] {
+            continue;
+        }
+        if item.writes() {
+            match write::put(&base_tree, &session, &item.path, opts.force)? {
+                Ok(()) => forget::forget_written(vfs, &base_tree, &item.path)?,
+                Err(blocked) => {
+                    failed[i] = true;
+                    let reason = match blocked {
+                        write::Blocked::NotEmpty => "the host has entries in the directory the \
+                                                     session replaced with a file"
+                            .to_string(),
+                        write::Blocked::Special(kind) => format!(
+                            "a special file ({kind:?}); apply writes files, directories and \
+                             symlinks only"
+                        ),
+                    };
+                    report.conflicts.push(Conflict {
+                        path: item.path.clone(),
+                        reason,
+                    });
+                    continue;
+                }
+            }
+            if item.session.is_dir() {
+                prune.push(item.path.clone());
+            }
+        }
+        for (path, _) in item.touched() {
+            prune.extend(plan::ancestors(path));
+        }
+        on_applied(item);
+    }
+    forget::prune(vfs, &base_tree, &prune)?;
+    report.applied = ready
+        .into_iter()
+        .zip(failed)
+        .filter(|(_, f)| !f)
+        .map(|(i, _)| i)
+        .collect();
+    Ok(report)
+}
