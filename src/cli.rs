@@ -921,20 +921,20 @@ fn fork(arg: &str, new: &str) -> Result<ExitCode> {
 fn apply(arg: &str, paths: Vec<String>, dry_run: bool, force: bool) -> Result<ExitCode> {
     let (r, vfs) = open_existing(arg)?;
     let base = agentfs::apply::base_of(&vfs)?;
-    if let Some(point) = agentfs::apply::live_uses(&r.path).first() {
+    let uses = agentfs::apply::live_uses(&r.path);
+    if !uses.is_empty() {
         if !force {
             bail!(
-                "session {} is mounted at {}, so its files may still change; unmount it \
-                 first (`agentfs umount {}`) or pass --force",
+                "session {} is in use ({}), so its files may still change; let its runners \
+                 finish (`agentfs ps`) or unmount it (`agentfs umount DIR`), or pass --force",
                 r.id,
-                point.display(),
-                point.display()
+                uses.join(", ")
             );
         }
         eprintln!(
-            "agentfs: warning: session {} is mounted at {}; applying anyway (--force)",
+            "agentfs: warning: session {} is in use ({}); applying anyway (--force)",
             r.id,
-            point.display()
+            uses.join(", ")
         );
     }
     let vfs = std::sync::Arc::new(vfs);

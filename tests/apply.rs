@@ -421,7 +421,7 @@ fn apply_refuses_a_mounted_session_without_force() {
     let out = env.run(&["apply", "s"]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("is mounted at"), "{err}");
+    assert!(err.contains("is in use (mounted at"), "{err}");
     assert!(err.contains("--force"), "{err}");
     assert_eq!(fs::read_to_string(env.base().join("a.txt")).unwrap(), "a\n");
     env.umount();

@@ -356,3 +356,30 @@ fn diff_lists_real_changes_only() {
         "D /big.bin\nM /docs/a.md\nM /src/main.rs\nA /src/new.rs\nR /src/lib/util.rs -> /src/util.rs\n"
     );
 }
+
+#[test]
+fn tools_that_copy_permissions_keep_the_modes() {
+    // cp -a, mv and sed -i set permissions through ACL attributes when the filesystem takes
+    // them; ours refuses them, so the tools chmod and the mode bits are right.
+    use std::os::unix::fs::PermissionsExt;
+    let o = Overlay::new(&[]);
+    let mode = |rel: &str| fs::metadata(o.p(rel)).unwrap().permissions().mode() & 0o7777;
+    fs::set_permissions(o.p("README"), fs::Permissions::from_mode(0o751)).unwrap();
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .current_dir(&o.mnt)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh("cp -a README copied && mv docs/a.md moved.md && sed -i s/A/B/ moved.md");
+    assert_eq!(mode("copied"), 0o751);
+    assert_eq!(mode("moved.md"), 0o644);
+    assert_eq!(fs::read_to_string(o.p("moved.md")).unwrap(), "# B\n");
+    o.umount();
+}

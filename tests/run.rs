@@ -724,3 +724,23 @@ fn without_session_a_new_one_with_a_uuid_is_made() {
     );
     drop(common::Unmount(p.home().join(format!("{id}.db.run/mnt"))));
 }
+
+#[test]
+fn apply_refuses_while_a_runner_is_live() {
+    let p = Project::new();
+    let mut child = p.spawn_sh("echo x > new.txt; mv new.txt up.txt; sleep 600");
+    wait_for("the command to start", || {
+        p.run_mount().join("up.txt").exists()
+    });
+    let out = output_within(p.command(&["apply", "s"]), Duration::from_secs(60));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is in use (runner 1 (pid "), "{err}");
+    assert!(!p.proj().join("up.txt").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    p.wait_unmounted();
+    let out = output_within(p.command(&["apply", "s"]), Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(fs::read_to_string(p.proj().join("up.txt")).unwrap(), "x\n");
+}

@@ -57,10 +57,26 @@ impl ApplyError {
     }
 }
 
-/// Where the session is in use, if it is: applying then would race its writers. The check
-/// is mounts of the database for now; runners will be recognized here too.
-pub fn live_uses(db: &Path) -> Vec<PathBuf> {
-    crate::mount::mounts_of(db)
+/// What keeps the session in use, in words (live runners, then mounts): applying then would
+/// race its writers.
+pub fn live_uses(db: &Path) -> Vec<String> {
+    let mut uses = Vec::new();
+    if let Ok(store) = crate::store::Store::open(db, crate::store::OpenMode::Existing)
+        && let Ok(live) = crate::runners::live(&store.conn)
+    {
+        for r in live {
+            uses.push(format!(
+                "runner {} (pid {}: {})",
+                r.id,
+                r.pid,
+                r.command_line()
+            ));
+        }
+    }
+    for point in crate::mount::mounts_of(db) {
+        uses.push(format!("mounted at {}", point.display()));
+    }
+    uses
 }
 
 /// The session's base directory; an error if it has none or it is gone.

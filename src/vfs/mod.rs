@@ -1404,6 +1404,12 @@ impl Vfs {
 
     pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> VfsResult<()> {
         check_xattr_name(name)?;
+        // POSIX ACLs would have to be enforced and kept in step with the mode bits; stored as
+        // plain attributes they would not be, and tools that copy permissions as ACLs (cp -a,
+        // mv, sed -i) would leave wrong modes. Refusing makes them fall back to chmod.
+        if name.starts_with(b"system.posix_acl_") {
+            return Err(VfsError::NotSupported);
+        }
         if value.len() > XATTR_SIZE_MAX {
             return Err(VfsError::TooBig);
         }
