@@ -186,7 +186,7 @@ pub fn stat(
     let wide = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let mut out: String = rows
         .iter()
-        .map(|(n, d)| format!(" {n:<wide$} | {d}\n"))
+        .map(|(n, d)| format!(" {n:<wide$} | {d}").trim_end().to_string() + "\n")
         .collect();
     out.push_str(&format!(
         " {files} file{} changed, {ins} insertion{}(+), {del} deletion{}(-)\n",
