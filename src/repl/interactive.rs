@@ -56,11 +56,11 @@ impl Helper {
         (start, out)
     }
 
-    /// A dot-command's usage once its name is typed or unique; else the newest history
-    /// entry that continues the line.
+    /// The rest of a dot-command's name and its arguments, once the typed prefix names
+    /// one command.
     fn dot_hint(line: &str) -> Option<String> {
         let (name, rest) = line.split_once(' ').unwrap_or((line, ""));
-        if !rest.is_empty() || !name.starts_with('.') {
+        if !rest.is_empty() || !name.starts_with('.') || line.ends_with(' ') {
             return None;
         }
         let matches: Vec<_> = DOT_COMMANDS
