@@ -162,25 +162,68 @@ If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connec
     /// Query a session with SQL: the given statements, a script on stdin, or an interactive
     /// shell (sqlite3-style dot-commands; `.help` lists them, `.queries` the named queries).
     #[command(after_help = "Examples:
-  agentfs sql demo 'SELECT op, count(*) FROM fs_change GROUP BY op'
+  agentfs sql demo 'SELECT status, path FROM fs_changes'
+  agentfs sql demo --json '.q changes'
+  agentfs sql demo --query diff /src/main.rs
   echo '.q recent_changes 5' | agentfs sql demo
   agentfs sql demo            (interactive; history in $AGENTFS_HOME/.sql_history)
 
-Each statement runs on its own, so the shell never holds the session's WAL while it waits.")]
+The session is opened read-only (pass --write to change it). Each statement runs on its own,
+so the shell never holds the session's WAL while it waits and never blocks a running mount.
+Views: fs_paths, fs_changes. Functions: path_of, content, content_hash, base_content, blake3,
+unified_diff, is_text, human_size (see SPEC.md).")]
     Sql {
         /// Session id or path to a .db file.
         session: String,
-        /// SQL to run (several statements separated by ';'); without it, stdin or a prompt.
-        sql: Option<String>,
+        /// SQL to run (several statements separated by ';', or a dot-command); with --query,
+        /// the query's arguments. Without it: stdin, or a prompt on a terminal.
+        sql: Vec<String>,
         /// Output format: table, csv, json, line or list.
         #[arg(long, default_value = "table")]
         mode: String,
+        /// Print results as JSON (same as --mode json).
+        #[arg(long, conflicts_with_all = ["csv", "mode"])]
+        json: bool,
+        /// Print results as CSV (same as --mode csv).
+        #[arg(long, conflicts_with = "mode")]
+        csv: bool,
+        /// Run the named query NAME (`.queries` lists them).
+        #[arg(long, value_name = "NAME")]
+        query: Option<String>,
+        /// Open the session writable (statements may change it).
+        #[arg(long)]
+        write: bool,
     },
-    /// List what a session changed against its base: A added, M modified (bytes or mode
-    /// differ), R renamed, D deleted. Untouched files are never listed, even if copied up.
+    /// Show what a session changed against its base, as a unified diff (like `git diff`).
+    #[command(
+        after_help = "A added, M modified (bytes or mode differ), D deleted, R renamed, \
+T type changed. Untouched files are never listed, even if read or copied up. Binary files \
+are reported as such. Safe while the session is mounted. The rows come from the fs_changes \
+view (SPEC.md), so `agentfs sql SESSION 'SELECT * FROM fs_changes'` agrees.
+
+Examples:
+  agentfs diff demo
+  agentfs diff demo --name-status src/
+  agentfs diff demo --stat
+  agentfs diff demo --json"
+    )]
     Diff {
         /// Session id or path to a .db file.
         session: String,
+        /// Only changes at or below these paths (of the session, `/`-separated).
+        paths: Vec<String>,
+        /// One line per change: status letter and path.
+        #[arg(long, conflicts_with_all = ["stat", "json"])]
+        name_status: bool,
+        /// Lines added and removed per file, and totals.
+        #[arg(long, conflicts_with = "json")]
+        stat: bool,
+        /// The changes as a JSON array.
+        #[arg(long)]
+        json: bool,
+        /// Colour the patch: auto (when stdout is a terminal), always or never.
+        #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+        color: ColorWhen,
     },
     /// Write a session's changes into its base directory (A added, M modified, D deleted,
     /// R renamed); applied paths leave the session, so `agentfs diff` shows what is left.
@@ -395,16 +438,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
             tar,
             output,
         } => export(&session, &paths, tar, output),
-        Command::Diff { session } => {
-            let (_r, vfs) = open_existing(&session)?;
-            let base = vfs.store()?.base_path()?;
-            let mut out = io::stdout().lock();
-            for change in agentfs::diff::changes(&vfs, base.as_deref())? {
-                writeln!(out, "{change}")?;
-            }
-            Ok(ExitCode::SUCCESS)
+        Command::Diff {
+            session,
+            paths,
+            name_status,
+            stat,
+            json,
+            color,
+        } => {
+            let format = match (name_status, stat, json) {
+                (true, _, _) => DiffFormat::NameStatus,
+                (_, true, _) => DiffFormat::Stat,
+                (_, _, true) => DiffFormat::Json,
+                _ => DiffFormat::Patch,
+            };
+            diff(&session, &paths, format, color)
         }
-        Command::Sql { session, sql, mode } => sql_command(&session, sql, &mode),
+        Command::Sql {
+            session,
+            sql,
+            mode,
+            json,
+            csv,
+            query,
+            write,
+        } => {
+            let mode = match (json, csv) {
+                (true, _) => "json".to_string(),
+                (_, true) => "csv".to_string(),
+                _ => mode,
+            };
+            sql_command(&session, sql, &mode, query, write)
+        }
         Command::Vacuum { session } => {
             let (r, vfs) = open_existing(&session)?;
             let before = session::size_on_disk(&r.path);
@@ -735,20 +800,73 @@ fn mount(
     Ok(ExitCode::SUCCESS)
 }
 
-fn sql_command(arg: &str, sql: Option<String>, mode: &str) -> Result<ExitCode> {
-    use agentfs::repl::{Shell, render::Mode};
+/// When `agentfs diff` colours its patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+enum DiffFormat {
+    Patch,
+    NameStatus,
+    Stat,
+    Json,
+}
+
+fn diff(arg: &str, paths: &[String], format: DiffFormat, color: ColorWhen) -> Result<ExitCode> {
+    use agentfs::diff::{self, render};
     use std::io::IsTerminal;
     let r = SessionRef::parse(arg)?;
     r.require_exists()?;
-    let store = agentfs::store::Store::open(&r.path, OpenMode::Existing)?;
-    let mut shell = Shell::new(store.conn);
-    shell.mode = Mode::parse(mode)
+    let opened = agentfs::repl::connect::open(&r.path, false)?;
+    let conn = &opened.conn;
+    let base = diff::base_dir(conn)?;
+    let changes = diff::changes(conn, paths)?;
+    let text = match format {
+        DiffFormat::NameStatus => render::name_status(&changes),
+        DiffFormat::Stat => render::stat(conn, base.as_deref(), &changes)?,
+        DiffFormat::Json => render::json(conn, base.as_deref(), &changes)?,
+        DiffFormat::Patch => {
+            let color = match color {
+                ColorWhen::Always => true,
+                ColorWhen::Never => false,
+                ColorWhen::Auto => io::stdout().is_terminal(),
+            };
+            render::patches(conn, base.as_deref(), &changes, color)?
+        }
+    };
+    io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sql_command(
+    arg: &str,
+    sql: Vec<String>,
+    mode: &str,
+    query: Option<String>,
+    write: bool,
+) -> Result<ExitCode> {
+    use agentfs::repl::{Shell, render::Mode};
+    use std::io::IsTerminal;
+    let mode = Mode::parse(mode)
         .ok_or_else(|| anyhow!("unknown --mode {mode:?}; use table, csv, json, line or list"))?;
+    let r = SessionRef::parse(arg)?;
+    r.require_exists()?;
+    let opened = agentfs::repl::connect::open(&r.path, write)?;
+    let mut shell = Shell::new(opened);
+    shell.mode = mode;
     let mut out = io::stdout().lock();
-    if let Some(sql) = sql {
+    if let Some(name) = query {
+        shell.bail = true;
+        shell.run_named(&name, &sql, &mut out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !sql.is_empty() {
         // Like the sqlite3 shell, the argument may also be a dot-command (`.q files`).
         shell.bail = true;
-        shell.run_script(&sql, &mut out)?;
+        shell.run_script(&sql.join(" "), &mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
     if !io::stdin().is_terminal() {
@@ -761,7 +879,8 @@ fn sql_command(arg: &str, sql: Option<String>, mode: &str) -> Result<ExitCode> {
     }
     drop(out);
     shell.width = terminal_width();
-    interactive(&mut shell)?;
+    let history = session::home().ok().map(|h| h.join(".sql_history"));
+    agentfs::repl::interactive::run(&mut shell, history)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -770,100 +889,6 @@ fn terminal_width() -> Option<u16> {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
     (ok && ws.ws_col > 0).then_some(ws.ws_col)
-}
-
-/// Completes table, column and command names at the cursor.
-struct SqlHelper {
-    words: Vec<String>,
-}
-
-impl rustyline::completion::Completer for SqlHelper {
-    type Candidate = String;
-
-    fn complete(
-        &self,
-        line: &str,
-        pos: usize,
-        _ctx: &rustyline::Context<'_>,
-    ) -> rustyline::Result<(usize, Vec<String>)> {
-        let start = line[..pos]
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
-            .map_or(0, |i| i + 1);
-        let prefix = &line[start..pos];
-        let matches = self
-            .words
-            .iter()
-            .filter(|w| !prefix.is_empty() && w.starts_with(prefix))
-            .cloned()
-            .collect();
-        Ok((start, matches))
-    }
-}
-
-impl rustyline::hint::Hinter for SqlHelper {
-    type Hint = String;
-}
-impl rustyline::highlight::Highlighter for SqlHelper {}
-impl rustyline::validate::Validator for SqlHelper {}
-impl rustyline::Helper for SqlHelper {}
-
-fn interactive(shell: &mut agentfs::repl::Shell) -> Result<()> {
-    use agentfs::repl::{Flow, statement_complete};
-    use rustyline::error::ReadlineError;
-    let mut editor = rustyline::Editor::<SqlHelper, rustyline::history::DefaultHistory>::new()?;
-    editor.set_helper(Some(SqlHelper {
-        words: shell.completion_words(),
-    }));
-    let history = session::home().ok().map(|h| h.join(".sql_history"));
-    if let Some(h) = &history {
-        let _ = editor.load_history(h);
-    }
-    // Ctrl-C while a statement runs interrupts the statement, not the shell.
-    let handle = shell.interrupt_handle();
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT])?;
-    std::thread::spawn(move || {
-        for _ in signals.forever() {
-            handle.interrupt();
-        }
-    });
-    eprintln!("agentfs sql: .help for commands, .queries for named queries, Ctrl-D to leave");
-    let mut pending = String::new();
-    loop {
-        let prompt = if pending.is_empty() {
-            "agentfs> "
-        } else {
-            "    ...> "
-        };
-        match editor.readline(prompt) {
-            Ok(line) => {
-                if pending.is_empty() && line.trim_start().starts_with('.') {
-                    let _ = editor.add_history_entry(line.as_str());
-                    match shell.run_dot(line.trim(), &mut io::stdout()) {
-                        Ok(Flow::Quit) => break,
-                        Ok(Flow::Continue) => {}
-                        Err(e) => eprintln!("error: {e:#}"),
-                    }
-                    continue;
-                }
-                pending.push_str(&line);
-                pending.push('\n');
-                if statement_complete(&pending) {
-                    let sql = std::mem::take(&mut pending);
-                    let _ = editor.add_history_entry(sql.trim());
-                    if let Err(e) = shell.run_sql(&sql, &mut io::stdout()) {
-                        eprintln!("error: {e:#}");
-                    }
-                }
-            }
-            Err(ReadlineError::Interrupted) => pending.clear(),
-            Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if let Some(h) = &history {
-        let _ = editor.save_history(h);
-    }
-    Ok(())
 }
 
 fn fork(arg: &str, new: &str) -> Result<ExitCode> {

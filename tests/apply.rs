@@ -71,7 +71,7 @@ impl Env {
     }
 
     fn diff(&self) -> String {
-        String::from_utf8(self.ok(&["diff", "s"]).stdout).unwrap()
+        String::from_utf8(self.ok(&["diff", "--name-status", "s"]).stdout).unwrap()
     }
 
     fn sql(&self, query: &str) -> String {
@@ -519,7 +519,7 @@ fn host_changes_to_paths_the_session_deleted_are_conflicts() {
         "host edit\n"
     );
     assert!(env.base().join("dir/host.txt").exists());
-    assert_eq!(env.diff(), "D /dir\nD /old.txt\n");
+    assert_eq!(env.diff(), "D /dir/\nD /old.txt\n");
 
     let out = env.ok(&["apply", "s", "--force"]);
     assert_eq!(stdout(&out), "D /dir/\nD /old.txt\n");

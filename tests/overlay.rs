@@ -350,7 +350,7 @@ fn diff_lists_real_changes_only() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let out = String::from_utf8(o.agentfs(&["diff", "s"]).stdout).unwrap();
+    let out = String::from_utf8(o.agentfs(&["diff", "s", "--name-status"]).stdout).unwrap();
     assert_eq!(
         out,
         "D /big.bin\nM /docs/a.md\nM /src/main.rs\nA /src/new.rs\nR /src/lib/util.rs -> /src/util.rs\n"

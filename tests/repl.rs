@@ -191,3 +191,163 @@ fn sql_functions_give_paths_contents_and_hashes() {
         .success()
         .stdout(contains("/|NULL|NULL|NULL"));
 }
+
+#[test]
+fn every_mode_prints_the_same_rows() {
+    let home = home_with_changes();
+    let q = "SELECT 'a,b' AS t, 7 AS n, NULL AS z, x'000102' AS b, 1.5 AS r";
+    let out = |args: &[&str]| {
+        let o = sql(&home).args(args).arg(q).assert().success();
+        String::from_utf8(o.get_output().stdout.clone()).unwrap()
+    };
+    assert_eq!(
+        out(&["--mode", "table"]),
+        "┌─────┬───┬──────┬────────────────┬─────┐\n\
+         │ t   ┆ n ┆ z    ┆ b              ┆ r   │\n\
+         ╞═════╪═══╪══════╪════════════════╪═════╡\n\
+         │ a,b ┆ 7 ┆ NULL ┆ <blob 3 bytes> ┆ 1.5 │\n\
+         └─────┴───┴──────┴────────────────┴─────┘\n"
+    );
+    assert_eq!(
+        out(&["--csv"]),
+        "t,n,z,b,r\n\"a,b\",7,,<blob 3 bytes>,1.5\n"
+    );
+    assert_eq!(out(&["--mode", "csv"]), out(&["--csv"]));
+    let json: serde_json::Value = serde_json::from_str(&out(&["--json"])).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([{"t": "a,b", "n": 7, "z": null, "b": "<blob 3 bytes>", "r": 1.5}])
+    );
+    assert_eq!(
+        out(&["--mode", "line"]),
+        "t = a,b\nn = 7\nz = NULL\nb = <blob 3 bytes>\nr = 1.5\n"
+    );
+    assert_eq!(
+        out(&["--mode", "list"]),
+        "t|n|z|b|r\na,b|7|NULL|<blob 3 bytes>|1.5\n"
+    );
+    sql(&home)
+        .args(["--json", "--csv", "SELECT 1"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn named_queries_by_flag_with_arguments() {
+    let home = home_with_changes();
+    sql(&home)
+        .args(["--csv", "--query", "largest_files", "1"])
+        .assert()
+        .success()
+        .stdout("path,size,nlink\n/src/deep/big.rs,5000,1\n");
+    sql(&home)
+        .args(["--query", "nope"])
+        .assert()
+        .code(1)
+        .stderr(contains("no named query \"nope\"; .queries lists them"));
+    // Every named query has a summary line and is listed.
+    let listed = sql(&home).arg(".queries").assert().success();
+    let listed = String::from_utf8(listed.get_output().stdout.clone()).unwrap();
+    for name in [
+        "changes",
+        "diff",
+        "largest_files",
+        "recent_changes",
+        "changes_by_runner",
+        "deleted",
+        "renames",
+        "binary_changes",
+        "tool_calls",
+        "kv",
+        "summary",
+    ] {
+        let line = listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not in .queries:\n{listed}"));
+        assert!(line.len() > name.len() + 10, "{line}");
+    }
+}
+
+#[test]
+fn read_only_unless_write() {
+    let home = home_with_changes();
+    sql(&home)
+        .arg("DELETE FROM kv_store")
+        .assert()
+        .code(1)
+        .stderr(contains("readonly"));
+    sql(&home)
+        .args([
+            "--write",
+            "INSERT INTO kv_store (key, value) VALUES ('k', '1')",
+        ])
+        .assert()
+        .success();
+    sql(&home)
+        .args(["--mode", "list", "SELECT value FROM kv_store"])
+        .assert()
+        .stdout("value\n1\n");
+}
+
+#[test]
+fn output_and_once_redirect_results() {
+    let home = home_with_changes();
+    let dir = tempfile::tempdir().unwrap();
+    let all = dir.path().join("all.txt");
+    let one = dir.path().join("one.txt");
+    let script = format!(
+        ".mode list\n.headers off\n.output {}\nSELECT 1;\nSELECT 2;\n.output\nSELECT 3;\n\
+         .once {}\nSELECT 4;\nSELECT 5;\n",
+        all.display(),
+        one.display()
+    );
+    sql(&home)
+        .write_stdin(script)
+        .assert()
+        .success()
+        .stdout("3\n5\n");
+    assert_eq!(std::fs::read_to_string(&all).unwrap(), "1\n2\n");
+    assert_eq!(std::fs::read_to_string(&one).unwrap(), "4\n");
+    sql(&home)
+        .write_stdin(".once /nonexistent/dir/x\n")
+        .assert()
+        .code(1)
+        .stderr(contains("cannot write /nonexistent/dir/x"));
+}
+
+#[test]
+fn views_and_functions_without_a_base() {
+    let home = home_with_changes();
+    // Without a base every entry is new; base_content is NULL.
+    sql(&home)
+        .args([
+            "--mode",
+            "list",
+            "SELECT status, path, type FROM fs_changes; \
+             SELECT path, type, size, mode FROM fs_paths WHERE path = '/src/small.rs'; \
+             SELECT base_content('/src/small.rs') IS NULL, human_size(5000), \
+             is_text(content(ino)), blake3(content(ino)) = content_hash(ino) \
+             FROM fs_paths WHERE path = '/src/small.rs'",
+        ])
+        .assert()
+        .success()
+        .stdout(
+            "status|path|type\nA|/src|dir\nA|/src/deep|dir\nA|/src/deep/big.rs|file\n\
+             A|/src/small.rs|file\npath|type|size|mode\n/src/small.rs|file|12|0644\n\
+             base_content('/src/small.rs') IS NULL|human_size(5000)|is_text(content(ino))|\
+             blake3(content(ino)) = content_hash(ino)\n1|4.9 KiB|1|1\n",
+        );
+    sql(&home)
+        .args([
+            "--mode",
+            "list",
+            "--",
+            "SELECT unified_diff('a\nb\n', 'a\nc\n', 'f.txt')",
+        ])
+        .assert()
+        .success()
+        .stdout(contains(
+            "--- a/f.txt\n+++ b/f.txt\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n",
+        ));
+}

@@ -46,6 +46,8 @@ pub enum ApplyError {
     Vfs(#[from] VfsError),
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Diff(#[from] crate::diff::DiffError),
 }
 
 impl ApplyError {
@@ -109,7 +111,11 @@ pub struct Report {
 /// The changes of the session against its base as it is now, as `apply` and `export` see
 /// them.
 pub fn plan(vfs: &Arc<Vfs>, base: &Path, paths: &[String]) -> Result<Vec<Item>, ApplyError> {
-    let changes = crate::diff::changes(vfs, Some(base))?;
+    let changes = {
+        let store = vfs.store()?;
+        crate::diff::refresh_hashes(&store.conn)?;
+        crate::diff::changes(&store.conn, &[])?
+    };
     let session = SessionTree::new(vfs.clone(), base);
     plan::build(
         &changes,

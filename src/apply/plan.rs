@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::diff::Change;
+use crate::diff::{self, Change};
 
 use super::ApplyError;
 use super::tree::{BaseTree, Entry, SessionTree};
@@ -89,11 +89,13 @@ pub fn build(
         {
             return Err(ApplyError::NotUtf8(p.to_string()));
         }
-        match change {
-            Change::Added(p) | Change::Modified(p) | Change::Deleted(p) => {
-                paths.insert(normalize(p));
+        match (&change.old_path, change.status) {
+            (Some(from), diff::Status::Renamed) => {
+                renames.push((normalize(from), normalize(&change.path)))
             }
-            Change::Renamed { from, to } => renames.push((normalize(from), normalize(to))),
+            _ => {
+                paths.insert(normalize(&change.path));
+            }
         }
     }
     let mut items = BTreeMap::new();
@@ -180,10 +182,9 @@ pub fn build(
 }
 
 fn change_paths(c: &Change) -> Vec<&str> {
-    match c {
-        Change::Added(p) | Change::Modified(p) | Change::Deleted(p) => vec![p],
-        Change::Renamed { from, to } => vec![from, to],
-    }
+    let mut paths = vec![c.path.as_str()];
+    paths.extend(c.old_path.as_deref());
+    paths
 }
 
 /// `/a/b` for `a/b/`, `/a//b` or `/a/b`; `/` for the root.

@@ -1,7 +1,9 @@
 //! `agentfs sql`: runs SQL against a session database, from the command line, a script or an
 //! interactive prompt, with sqlite3-style dot-commands and the named queries of `queries/`.
 
+pub mod connect;
 pub mod functions;
+pub mod interactive;
 pub mod render;
 
 use std::io::Write;
@@ -33,6 +35,14 @@ impl NamedQuery {
 /// Every named query, in `.queries` order.
 pub const QUERIES: &[NamedQuery] = &[
     NamedQuery {
+        name: "changes",
+        sql: include_str!("../../queries/changes.sql"),
+    },
+    NamedQuery {
+        name: "diff",
+        sql: include_str!("../../queries/diff.sql"),
+    },
+    NamedQuery {
         name: "recent_changes",
         sql: include_str!("../../queries/recent_changes.sql"),
     },
@@ -41,8 +51,24 @@ pub const QUERIES: &[NamedQuery] = &[
         sql: include_str!("../../queries/changes_by_op.sql"),
     },
     NamedQuery {
+        name: "changes_by_runner",
+        sql: include_str!("../../queries/changes_by_runner.sql"),
+    },
+    NamedQuery {
         name: "history_of",
         sql: include_str!("../../queries/history_of.sql"),
+    },
+    NamedQuery {
+        name: "deleted",
+        sql: include_str!("../../queries/deleted.sql"),
+    },
+    NamedQuery {
+        name: "renames",
+        sql: include_str!("../../queries/renames.sql"),
+    },
+    NamedQuery {
+        name: "binary_changes",
+        sql: include_str!("../../queries/binary_changes.sql"),
     },
     NamedQuery {
         name: "files",
@@ -51,6 +77,18 @@ pub const QUERIES: &[NamedQuery] = &[
     NamedQuery {
         name: "largest_files",
         sql: include_str!("../../queries/largest_files.sql"),
+    },
+    NamedQuery {
+        name: "tool_calls",
+        sql: include_str!("../../queries/tool_calls.sql"),
+    },
+    NamedQuery {
+        name: "kv",
+        sql: include_str!("../../queries/kv.sql"),
+    },
+    NamedQuery {
+        name: "summary",
+        sql: include_str!("../../queries/summary.sql"),
     },
 ];
 
@@ -98,6 +136,16 @@ pub const DOT_COMMANDS: &[DotCommand] = &[
         help: "stop a script at the first error",
     },
     DotCommand {
+        name: ".output",
+        args: "[FILE]",
+        help: "write results to FILE (no FILE: back to stdout)",
+    },
+    DotCommand {
+        name: ".once",
+        args: "FILE",
+        help: "write the next result to FILE",
+    },
+    DotCommand {
         name: ".read",
         args: "FILE",
         help: "run the SQL and dot-commands in FILE",
@@ -119,15 +167,37 @@ pub const DOT_COMMANDS: &[DotCommand] = &[
     },
 ];
 
+/// The SQL functions agentfs adds (see `functions`), for completion.
+pub const FUNCTIONS: &[&str] = &[
+    "path_of",
+    "content",
+    "content_hash",
+    "base_content",
+    "blake3",
+    "unified_diff",
+    "is_text",
+    "human_size",
+];
+
 /// Shell state: the connection and how results are shown.
 pub struct Shell {
     conn: Connection,
+    /// Keeps what the connection needs open (see [`connect::Session`]).
+    _guard: Option<crate::store::Store>,
     pub mode: Mode,
     pub headers: bool,
     pub timer: bool,
     pub bail: bool,
     /// Terminal width for tables, when writing to a terminal.
     pub width: Option<u16>,
+    /// Where results go instead of the caller's output (`.output`, `.once`).
+    redirect: Option<Redirect>,
+}
+
+struct Redirect {
+    file: std::fs::File,
+    /// `.once`: only for the next command.
+    once: bool,
 }
 
 /// What a line or script asked the caller to do next.
@@ -138,18 +208,17 @@ pub enum Flow {
 }
 
 impl Shell {
-    /// A shell on `conn`, with the agentfs SQL functions registered.
-    pub fn new(conn: Connection) -> Shell {
-        if let Err(e) = functions::register(&conn) {
-            eprintln!("agentfs sql: could not add the SQL functions: {e}");
-        }
+    /// A shell on a session opened with [`connect::open`].
+    pub fn new(session: connect::Session) -> Shell {
         Shell {
-            conn,
+            conn: session.conn,
+            _guard: session.writer,
             mode: Mode::Table,
             headers: true,
             timer: false,
             bail: false,
             width: None,
+            redirect: None,
         }
     }
 
@@ -157,20 +226,43 @@ impl Shell {
     /// runs on its own (autocommit), so the shell never holds a transaction open between
     /// commands and never pins the session's WAL.
     pub fn run_sql(&mut self, sql: &str, out: &mut dyn Write) -> Result<()> {
-        for stmt in split_statements(sql) {
-            self.run_one(&stmt, &[], out)?;
+        self.run_statements(&split_statements(sql), &[], out)
+    }
+
+    /// Runs statements in turn, then ends a `.once` redirection.
+    fn run_statements(
+        &mut self,
+        stmts: &[String],
+        args: &[String],
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let result = stmts
+            .iter()
+            .try_for_each(|stmt| self.run_one(stmt, args, out));
+        if self.redirect.as_ref().is_some_and(|r| r.once) {
+            self.redirect = None;
         }
-        Ok(())
+        result
     }
 
     fn run_one(&mut self, sql: &str, args: &[String], out: &mut dyn Write) -> Result<()> {
         let started = Instant::now();
         let rs = query(&self.conn, sql, args)?;
+        let mut text = String::new();
         if !rs.columns.is_empty() {
-            out.write_all(render::render(&rs, self.mode, self.headers, self.width).as_bytes())?;
+            // Tables fit the terminal only when they are printed on it.
+            let width = self.width.filter(|_| self.redirect.is_none());
+            text = render::render(&rs, self.mode, self.headers, width);
         }
         if self.timer {
-            writeln!(out, "Run Time: {:.3} s", started.elapsed().as_secs_f64())?;
+            text.push_str(&format!(
+                "Run Time: {:.3} s\n",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        match &mut self.redirect {
+            Some(r) => r.file.write_all(text.as_bytes())?,
+            None => out.write_all(text.as_bytes())?,
         }
         Ok(())
     }
@@ -249,18 +341,33 @@ impl Shell {
                 let (name, rest) = args
                     .split_first()
                     .ok_or_else(|| anyhow!(".q needs a query name; see .queries"))?;
-                let q = QUERIES
-                    .iter()
-                    .find(|q| q.name == name)
-                    .ok_or_else(|| anyhow!("no named query {name:?}; .queries lists them"))?;
-                for stmt in split_statements(q.sql) {
-                    self.run_one(&stmt, rest, out)?;
-                }
+                self.run_named(name, rest, out)?;
+            }
+            ".output" | ".once" => {
+                let once = cmd == ".once";
+                self.redirect = match args.first() {
+                    Some(file) => Some(Redirect {
+                        file: std::fs::File::create(file)
+                            .with_context(|| format!("cannot write {file}"))?,
+                        once,
+                    }),
+                    None if once => bail!(".once needs a FILE"),
+                    None => None,
+                };
             }
             ".quit" | ".exit" => return Ok(Flow::Quit),
             other => bail!("unknown command {other}; .help lists the commands"),
         }
         Ok(Flow::Continue)
+    }
+
+    /// Runs named query `name` with `args` bound as ?1, ?2, ...
+    pub fn run_named(&mut self, name: &str, args: &[String], out: &mut dyn Write) -> Result<()> {
+        let q = QUERIES
+            .iter()
+            .find(|q| q.name == name)
+            .ok_or_else(|| anyhow!("no named query {name:?}; .queries lists them"))?;
+        self.run_statements(&split_statements(q.sql), args, out)
     }
 
     /// Runs a script: dot-command lines and SQL statements ending in `;`. Errors are printed
@@ -311,10 +418,11 @@ impl Shell {
         self.conn.get_interrupt_handle()
     }
 
-    /// Table, view and column names, for completion.
+    /// Dot-commands, named queries, functions, tables, views and columns, for completion.
     pub fn completion_words(&self) -> Vec<String> {
         let mut words: Vec<String> = DOT_COMMANDS.iter().map(|d| d.name.to_string()).collect();
         words.extend(QUERIES.iter().map(|q| q.name.to_string()));
+        words.extend(FUNCTIONS.iter().map(|f| f.to_string()));
         if let Ok(rs) = query(
             &self.conn,
             "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
@@ -446,7 +554,7 @@ mod tests {
         let store =
             crate::store::Store::open(&dir.path().join("s.db"), crate::store::OpenMode::Create)
                 .unwrap();
-        functions::register(&store.conn).unwrap();
+        functions::register(&store.conn, None).unwrap();
         for q in QUERIES {
             assert!(!q.summary().is_empty(), "{} has no summary line", q.name);
             for stmt in split_statements(q.sql) {
