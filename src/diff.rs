@@ -209,11 +209,20 @@ pub fn file_bytes(conn: &Connection, ino: Ino) -> Result<Option<Vec<u8>>, DiffEr
             |r| r.get::<_, i64>(0),
         )?
         .max(1) as u64;
+    let base = crate::vfs::base_bytes_of(conn, base_dir(conn)?.as_deref(), ino)?;
     let mut out = Vec::with_capacity(attr.size as usize);
     while (out.len() as u64) < attr.size {
         let offset = out.len() as u64;
         let step = (64u64 << 20).min(attr.size - offset) as u32;
-        let part = data::read(conn, chunk_size, ino, attr.size, offset, step)?;
+        let part = data::read(
+            conn,
+            chunk_size,
+            ino,
+            attr.size,
+            offset,
+            step,
+            base.as_ref(),
+        )?;
         if part.is_empty() {
             break;
         }

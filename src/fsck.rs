@@ -87,8 +87,8 @@ pub enum ProblemKind {
     ShortChunk,
     /// A symlink inode has no `fs_symlink` row (not repairable: the target is lost).
     MissingSymlinkTarget,
-    /// An `fs_symlink`, `fs_xattr`, `fs_content_hash` or `fs_origin` row for an inode that does
-    /// not exist (repair: delete it).
+    /// An `fs_symlink`, `fs_xattr`, `fs_content_hash`, `fs_origin` or `fs_base_backing` row
+    /// for an inode that does not exist (repair: delete it).
     RowForMissingInode,
     /// An `fs_content_hash` row for a size the file no longer has, or for a non-file
     /// (repair: delete it; it is a cache).
@@ -640,7 +640,8 @@ impl Checker<'_> {
             "SELECT 'fs_symlink', s.ino, NULL FROM fs_symlink s WHERE {m} \
              UNION ALL SELECT 'fs_xattr', s.ino, s.name FROM fs_xattr s WHERE {m} \
              UNION ALL SELECT 'fs_content_hash', s.ino, NULL FROM fs_content_hash s WHERE {m} \
-             UNION ALL SELECT 'fs_origin', s.delta_ino, NULL FROM fs_origin s WHERE {mo}",
+             UNION ALL SELECT 'fs_origin', s.delta_ino, NULL FROM fs_origin s WHERE {mo} \
+             UNION ALL SELECT 'fs_base_backing', s.ino, NULL FROM fs_base_backing s WHERE {m}",
             m = missing_inode("s.ino"),
             mo = missing_inode("s.delta_ino"),
         );
@@ -918,6 +919,7 @@ impl Repairer<'_> {
                 ("fs_xattr", "ino"),
                 ("fs_content_hash", "ino"),
                 ("fs_origin", "delta_ino"),
+                ("fs_base_backing", "ino"),
             ] {
                 self.exec(
                     &format!(

@@ -62,6 +62,10 @@ pub struct Overlay {
     listings: Mutex<HashMap<u64, Option<Arc<[OverlayEntry]>>>>,
 }
 
+/// Base files at least this large are copied up partially (`fs_base_backing`); smaller
+/// ones whole, which costs little and keeps their bytes readable by any SPEC 0.4 reader.
+pub const PARTIAL_COPY_UP_MIN: u64 = 1 << 20;
+
 fn io_err(e: std::io::Error) -> VfsError {
     match e.raw_os_error() {
         Some(libc::ENOENT) => VfsError::NotFound,
@@ -452,7 +456,18 @@ impl Overlay {
             } else {
                 None
             };
-            let mut file = if kind == FileKind::File {
+            // A large file is copied up partially: its bytes stay in the base until they
+            // change, so editing a little of it costs little. Its hash is still taken now,
+            // for diffs and for `apply` to notice host edits.
+            let partial = kind == FileKind::File && md.size() >= PARTIAL_COPY_UP_MIN;
+            let backed_by_base = if partial {
+                let mut hasher = blake3::Hasher::new();
+                hasher.update_mmap_rayon(self.host(&cur)).map_err(io_err)?;
+                Some(*hasher.finalize().as_bytes())
+            } else {
+                None
+            };
+            let mut file = if kind == FileKind::File && !partial {
                 Some(File::open(self.host(&cur)).map_err(io_err)?)
             } else {
                 None
@@ -473,6 +488,7 @@ impl Overlay {
                     base_ino: md.ino(),
                     base_path: &cur,
                     size: md.size(),
+                    backed_by_base,
                 },
             )?;
             dir = attr.ino;

@@ -383,3 +383,155 @@ fn tools_that_copy_permissions_keep_the_modes() {
     assert_eq!(fs::read_to_string(o.p("moved.md")).unwrap(), "# B\n");
     o.umount();
 }
+
+/// A small deterministic generator, so a failing sequence can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[test]
+fn large_base_files_are_copied_up_partially_and_read_back_exactly() {
+    use std::os::unix::fs::FileExt;
+    let o = Overlay::new(&[]);
+    // 3 MiB and a bit: above the partial copy-up threshold, not a whole number of chunks.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let original: Vec<u8> = (0..3 * 1024 * 1024 + 1234)
+        .map(|_| rng.next() as u8)
+        .collect();
+    fs::write(o.base().join("large.bin"), &original).unwrap();
+    let base_before = snapshot(&o.base());
+    let mut model = original.clone();
+    let path = o.p("large.bin");
+
+    // A 4 KiB edit in the middle stores about that much, not the file.
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&[0xAB; 4096], 1_500_000).unwrap();
+    model[1_500_000..1_504_096].fill(0xAB);
+    drop(f);
+    let stored: i64 = o
+        .sql("SELECT coalesce(sum(length(data)), 0) FROM fs_data")
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        stored <= 2 * 65536,
+        "{stored} bytes stored for a 4 KiB edit"
+    );
+    assert_eq!(fs::read(&path).unwrap(), model);
+
+    // Random writes, truncations, extensions, hole punches and appends, checked after each.
+    for step in 0..60 {
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let len = model.len() as u64;
+        match rng.below(5) {
+            0 | 1 => {
+                let at = rng.below(len + 100_000);
+                let n = 1 + rng.below(200_000) as usize;
+                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                f.write_all_at(&bytes, at).unwrap();
+                let end = at as usize + n;
+                if model.len() < end {
+                    model.resize(end, 0);
+                }
+                model[at as usize..end].copy_from_slice(&bytes);
+            }
+            2 => {
+                let new_len = rng.below(len + 1);
+                f.set_len(new_len).unwrap();
+                model.truncate(new_len as usize);
+            }
+            3 => {
+                let new_len = len + rng.below(300_000);
+                f.set_len(new_len).unwrap();
+                model.resize(new_len as usize, 0);
+            }
+            _ => {
+                let at = rng.below(len.max(1));
+                let n = 1 + rng.below(300_000);
+                // SAFETY: fallocate on an open descriptor.
+                let rc = unsafe {
+                    libc::fallocate(
+                        std::os::fd::AsRawFd::as_raw_fd(&f),
+                        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                        at as i64,
+                        n as i64,
+                    )
+                };
+                assert_eq!(rc, 0, "punch hole: {}", std::io::Error::last_os_error());
+                let end = (at + n).min(len) as usize;
+                model[at as usize..end].fill(0);
+            }
+        }
+        drop(f);
+        assert!(
+            fs::read(&path).unwrap() == model,
+            "contents differ after step {step}"
+        );
+    }
+    o.umount();
+    assert_eq!(
+        snapshot(&o.base()),
+        base_before,
+        "the base file was modified"
+    );
+    o.agentfs(&["mount", "s", o.mnt.to_str().unwrap()]);
+    assert!(
+        fs::read(&path).unwrap() == model,
+        "contents differ after remounting"
+    );
+    let clean = o.agentfs(&["fsck", "s"]);
+    assert!(clean.status.success());
+    o.umount();
+    // agentfs fs reads the same bytes without a mount.
+    let out = o.agentfs(&["fs", "s", "cat", "/large.bin"]);
+    assert!(out.stdout == model, "agentfs fs cat differs");
+}
+
+#[test]
+fn a_host_edit_under_a_partial_copy_up_is_an_error_not_wrong_bytes() {
+    use std::os::unix::fs::FileExt;
+    let o = Overlay::new(&[]);
+    let original = vec![5u8; 2 * 1024 * 1024];
+    fs::write(o.base().join("large.bin"), &original).unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(o.p("large.bin"))
+        .unwrap();
+    f.write_all_at(b"session", 10).unwrap();
+    drop(f);
+    o.umount();
+    // The host changes the base file the session still reads most bytes from.
+    fs::write(o.base().join("large.bin"), vec![9u8; 2 * 1024 * 1024]).unwrap();
+    o.agentfs(&["mount", "s", o.mnt.to_str().unwrap()]);
+    let err = fs::read(o.p("large.bin")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    o.umount();
+    let out = Command::new(common::BIN)
+        .args(["fs", "s", "cat", "/large.bin"])
+        .env("AGENTFS_HOME", o.top.path().join("home"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("changed on the host since the session copied it"),
+        "{stderr}"
+    );
+}

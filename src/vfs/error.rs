@@ -38,6 +38,10 @@ pub enum VfsError {
     NoSpace,
     #[error("cannot move this directory within the overlay (it has base content)")]
     CrossDevice,
+    /// The base file under a partially copied-up file cannot be read, or changed on the host
+    /// since the copy-up (its bytes are no longer the ones the session started from).
+    #[error("the base file under this partially copied-up file {0}")]
+    BaseRead(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -71,6 +75,7 @@ impl VfsError {
             VfsError::NotSupported => libc::EOPNOTSUPP,
             VfsError::NoSpace => libc::ENOSPC,
             VfsError::CrossDevice => libc::EXDEV,
+            VfsError::BaseRead(_) => libc::EIO,
             VfsError::Store(StoreError::Io { source, .. }) => {
                 source.raw_os_error().unwrap_or(libc::EIO)
             }

@@ -12,6 +12,7 @@ pub(crate) mod rows;
 pub mod types;
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -97,6 +98,8 @@ pub struct Vfs {
     started: std::time::Instant,
     last_change_ms: std::sync::atomic::AtomicU64,
     files: Mutex<OpenFiles>,
+    /// The session's base directory, where partially copied-up files keep their other bytes.
+    base_root: Option<std::path::PathBuf>,
 }
 
 impl Vfs {
@@ -106,7 +109,9 @@ impl Vfs {
     }
 
     pub fn from_store(store: Store) -> VfsResult<Vfs> {
+        let base_root = store.base_path()?;
         let vfs = Vfs {
+            base_root,
             chunk_size: store.chunk_size,
             pool: pool::Pool::new(store),
             runner: AtomicI64::new(0),
@@ -510,11 +515,18 @@ impl Vfs {
                     break;
                 }
                 hasher.update(&buf[..n]);
-                size = data::write(&tx, chunk_size, ino, size, size, &buf[..n])?;
+                size = data::write(&tx, chunk_size, ino, size, size, &buf[..n], None)?;
             }
             hash = Some(*hasher.finalize().as_bytes());
             tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
                 .execute(params![ino.0 as i64, size as i64])?;
+        } else if let Some(h) = c.backed_by_base {
+            // Partial copy-up: no bytes now; they stay in the base until they change.
+            hash = Some(h);
+            tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
+                .execute(params![ino.0 as i64, c.size as i64])?;
+            tx.prepare_cached("INSERT INTO fs_base_backing (ino, valid_len) VALUES (?1, ?2)")?
+                .execute(params![ino.0 as i64, c.size as i64])?;
         }
         tx.prepare_cached(
             "UPDATE fs_inode SET atime = ?2, atime_nsec = ?3, mtime = ?4, mtime_nsec = ?5 WHERE ino = ?1",
@@ -531,15 +543,16 @@ impl Vfs {
         )?
         .execute(params![ino.0 as i64, c.base_ino as i64])?;
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO fs_base_identity (ino, base_path, size, mtime_ns, blake3) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO fs_base_identity (ino, base_path, size, mtime_ns, blake3, mode) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![
             ino.0 as i64,
             names::to_sql(c.base_path),
             c.size as i64,
             c.mtime.as_nanos(),
-            hash.as_ref().map(|h| &h[..])
+            hash.as_ref().map(|h| &h[..]),
+            new.mode as i64
         ])?;
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
@@ -1015,7 +1028,9 @@ impl Vfs {
                 FileKind::Dir => return Err(VfsError::IsDir),
                 _ => return Err(VfsError::Invalid),
             }
-            data::truncate(&tx, chunk_size, ino, attr.size, size)?;
+            let base = self.base_bytes(&tx, ino)?;
+            data::truncate(&tx, chunk_size, ino, attr.size, size, base.as_ref())?;
+            lower_valid_len(&tx, ino, size)?;
             tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
                 .execute(params![ino.0 as i64, size as i64])?;
             tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?
@@ -1180,7 +1195,17 @@ impl Vfs {
         if attr.kind == FileKind::Dir {
             return Err(VfsError::IsDir);
         }
-        data::read(&tx, chunk_size, ino, attr.size, offset, len)
+        let base = self.base_bytes(&tx, ino)?;
+        data::read(&tx, chunk_size, ino, attr.size, offset, len, base.as_ref())
+    }
+
+    /// For a partially copied-up file: the base file holding the bytes not stored yet.
+    fn base_bytes(
+        &self,
+        conn: &rusqlite::Connection,
+        ino: Ino,
+    ) -> VfsResult<Option<data::BaseBytes>> {
+        base_bytes_of(conn, self.base_root.as_deref(), ino)
     }
 
     /// Writes `buf` at `offset`; returns the number of bytes written (all of them).
@@ -1220,13 +1245,16 @@ impl Vfs {
                 VfsError::Invalid
             });
         }
+        let mut base = self.base_bytes(&tx, ino)?;
         let old_size = if replace {
-            data::truncate(&tx, chunk_size, ino, attr.size, 0)?;
+            data::truncate(&tx, chunk_size, ino, attr.size, 0, base.as_ref())?;
+            lower_valid_len(&tx, ino, 0)?;
+            base = None;
             0
         } else {
             attr.size
         };
-        let new_size = data::write(&tx, chunk_size, ino, old_size, offset, buf)?;
+        let new_size = data::write(&tx, chunk_size, ino, old_size, offset, buf, base.as_ref())?;
         if !buf.is_empty() || replace {
             tx.prepare_cached(
                 "UPDATE fs_inode SET size = ?2, mtime = ?3, mtime_nsec = ?4, ctime = ?3, ctime_nsec = ?4 WHERE ino = ?1",
@@ -1277,8 +1305,9 @@ impl Vfs {
         {
             return Err(VfsError::NotSupported);
         }
+        let base = self.base_bytes(&tx, ino)?;
         if punch {
-            data::punch_hole(&tx, chunk_size, ino, attr.size, offset, len)?;
+            data::punch_hole(&tx, chunk_size, ino, attr.size, offset, len, base.as_ref())?;
             tx.prepare_cached("DELETE FROM fs_content_hash WHERE ino = ?1")?
                 .execute([ino.0 as i64])?;
             tx.prepare_cached(
@@ -1287,7 +1316,7 @@ impl Vfs {
             .execute(params![ino.0 as i64, now.sec, now.nsec as i64])?;
         } else if !keep_size && end > attr.size {
             // Space is not reserved in SQLite; the new range is a hole that reads as zeros.
-            data::truncate(&tx, chunk_size, ino, attr.size, end)?;
+            data::truncate(&tx, chunk_size, ino, attr.size, end, base.as_ref())?;
             tx.prepare_cached(
                 "UPDATE fs_inode SET size = ?2, ctime = ?3, ctime_nsec = ?4 WHERE ino = ?1",
             )?
@@ -1383,11 +1412,20 @@ impl Vfs {
         if let Some(h) = cached.and_then(|h| <[u8; 32]>::try_from(h).ok()) {
             return Ok(h);
         }
+        let base = self.base_bytes(&tx, ino)?;
         let mut hasher = blake3::Hasher::new();
         let mut offset = 0;
         while offset < attr.size {
             let step = (1u64 << 20).min(attr.size - offset);
-            let part = data::read(&tx, chunk_size, ino, attr.size, offset, step as u32)?;
+            let part = data::read(
+                &tx,
+                chunk_size,
+                ino,
+                attr.size,
+                offset,
+                step as u32,
+                base.as_ref(),
+            )?;
             hasher.update(&part);
             offset += step;
         }
@@ -1527,4 +1565,65 @@ fn host_statvfs(dir: &Path) -> Option<(u64, u64, u64, u64, u64)> {
         s.f_bavail as u64,
         s.f_ffree as u64,
     ))
+}
+
+/// For a partially copied-up file `ino`: its base file (under `base_root`) and how much of it
+/// is valid; `None` for every other inode. Fails if the host changed the base file since the
+/// copy-up (its size or mtime differ from the recorded identity): its bytes would no longer be
+/// the ones the session started from.
+pub fn base_bytes_of(
+    conn: &rusqlite::Connection,
+    base_root: Option<&Path>,
+    ino: Ino,
+) -> VfsResult<Option<data::BaseBytes>> {
+    use std::os::unix::fs::MetadataExt;
+    let row = conn
+        .prepare_cached(
+            "SELECT b.valid_len, i.base_path, i.size, i.mtime_ns FROM fs_base_backing b \
+             JOIN fs_base_identity i ON i.ino = b.ino WHERE b.ino = ?1",
+        )?
+        .query_row([ino.0 as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                names::from_sql(r.get_ref(1)?)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((valid_len, path, size, mtime_ns)) = row else {
+        return Ok(None);
+    };
+    let root = base_root.ok_or_else(|| {
+        VfsError::BaseRead("is unknown: the session has no base directory".into())
+    })?;
+    let rel = std::ffi::OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(&path));
+    let host = root.join(rel);
+    let file = std::fs::File::open(&host)
+        .map_err(|e| VfsError::BaseRead(format!("{} cannot be read: {e}", host.display())))?;
+    let md = file
+        .metadata()
+        .map_err(|e| VfsError::BaseRead(format!("{} cannot be read: {e}", host.display())))?;
+    let md_mtime_ns = md.mtime() * 1_000_000_000 + md.mtime_nsec();
+    if md.len() != size as u64 || md_mtime_ns != mtime_ns {
+        return Err(VfsError::BaseRead(format!(
+            "{} changed on the host since the session copied it",
+            host.display()
+        )));
+    }
+    Ok(Some(data::BaseBytes {
+        file,
+        valid_len: valid_len as u64,
+    }))
+}
+
+/// After a truncation to `size`: bytes of the base past it never show through again.
+fn lower_valid_len(conn: &rusqlite::Connection, ino: Ino, size: u64) -> VfsResult<()> {
+    conn.prepare_cached(
+        "UPDATE fs_base_backing SET valid_len = min(valid_len, ?2) WHERE ino = ?1",
+    )?
+    .execute(params![ino.0 as i64, size as i64])?;
+    conn.prepare_cached("DELETE FROM fs_base_backing WHERE ino = ?1 AND valid_len = 0")?
+        .execute([ino.0 as i64])?;
+    Ok(())
 }

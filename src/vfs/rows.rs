@@ -174,6 +174,7 @@ pub fn purge_inode(conn: &Connection, ino: Ino) -> VfsResult<()> {
         "DELETE FROM fs_orphan WHERE ino = ?1",
         "DELETE FROM fs_opaque WHERE ino = ?1",
         "DELETE FROM fs_base_identity WHERE ino = ?1",
+        "DELETE FROM fs_base_backing WHERE ino = ?1",
         "DELETE FROM fs_inode WHERE ino = ?1",
     ] {
         conn.prepare_cached(sql)?.execute([ino.0 as i64])?;
