@@ -68,7 +68,8 @@ tar -cf "$work/pkg.tar" -C "$work/pkgsrc" .
 # Each step prints "name nanoseconds".
 steps='
 t() { name=$1; shift; s=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "step $name failed" >&2; exit 1; }; e=$(date +%s%N); echo "$name $((e - s))"; }
-t git_status git status --porcelain
+t git_status_cold git status --porcelain
+t git_status_warm git status --porcelain
 t grep_r grep -rc needle gen
 t read_all sh -c "cat gen/*/* > /dev/null"
 t edit_4k_of_50M dd if=/dev/zero of=big.bin bs=4096 seek=6000 count=1 conv=notrunc
