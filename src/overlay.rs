@@ -37,8 +37,20 @@ pub struct OverlayEntry {
 enum Node {
     /// An inode of the delta.
     Delta(Ino),
-    /// A base entry not copied up: its path from the base root (`/a/b`, `/` for the root).
-    Base(Vec<u8>),
+    /// A base entry not copied up.
+    Base(BaseEntry),
+}
+
+/// A base entry not copied up, as found by a lookup or listing.
+#[derive(Debug, Clone)]
+struct BaseEntry {
+    /// Its path from the base root (`/a/b`).
+    path: Vec<u8>,
+    /// The node id of the merged directory it shows in, and its name there. The directory
+    /// may have moved since (a directory moved in the session keeps showing its base
+    /// directory), so this, not `path`, says where the entry is in the merged view.
+    parent: Ino,
+    name: Vec<u8>,
 }
 
 /// An open file: the delta's handle, or the host file for a base file only read.
@@ -51,8 +63,8 @@ enum Handle {
 pub struct Overlay {
     vfs: Arc<Vfs>,
     base: Option<PathBuf>,
-    /// Base st_ino -> path from the base root, learned at lookup.
-    base_paths: Mutex<HashMap<u64, Vec<u8>>>,
+    /// Base st_ino -> the base entry, learned at lookup.
+    base_paths: Mutex<HashMap<u64, BaseEntry>>,
     handles: Mutex<HashMap<u64, Handle>>,
     next_fh: Mutex<u64>,
     /// Delta ino -> base ino it was copied from (or none). An inode's origin is written with
@@ -160,11 +172,11 @@ impl Overlay {
         }
     }
 
-    fn remember(&self, md: &std::fs::Metadata, path: &[u8]) {
+    fn remember(&self, md: &std::fs::Metadata, entry: BaseEntry) {
         self.base_paths
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(md.ino(), path.to_vec());
+            .insert(md.ino(), entry);
     }
 
     fn resolve(&self, node: Ino) -> VfsResult<Node> {
@@ -231,13 +243,19 @@ impl Overlay {
     fn path_of(&self, node: &Node) -> VfsResult<Vec<u8>> {
         match node {
             Node::Delta(d) => self.vfs.path_of(*d)?.ok_or(VfsError::NotFound),
-            Node::Base(p) => Ok(p.clone()),
+            Node::Base(b) => Ok(join(&self.path_of(&self.resolve(b.parent)?)?, &b.name)),
         }
     }
 
-    /// Whether a delta directory shows the base directory at its path.
-    fn shows_base(&self, dir: Ino) -> VfsResult<bool> {
-        Ok(self.base.is_some() && !self.vfs.is_opaque(dir)?)
+    /// The base directory a merged directory shows (a path from the base root), if any.
+    fn base_dir_of(&self, node: &Node) -> VfsResult<Option<Vec<u8>>> {
+        if self.base.is_none() {
+            return Ok(None);
+        }
+        match node {
+            Node::Delta(d) => self.vfs.base_path_of(*d),
+            Node::Base(b) => Ok(Some(b.path.clone())),
+        }
     }
 
     // ----- lookups ------------------------------------------------------------------------
@@ -247,19 +265,15 @@ impl Overlay {
             return self.vfs.lookup(parent, name);
         }
         let parent_node = self.resolve(parent)?;
-        let dir_path = match &parent_node {
-            Node::Delta(d) => {
-                match self.vfs.lookup(*d, name) {
-                    Ok(a) => return self.delta_attr(a),
-                    Err(VfsError::NotFound) => {}
-                    Err(e) => return Err(e),
-                }
-                if !self.shows_base(*d)? {
-                    return Err(VfsError::NotFound);
-                }
-                self.path_of(&parent_node)?
+        if let Node::Delta(d) = &parent_node {
+            match self.vfs.lookup(*d, name) {
+                Ok(a) => return self.delta_attr(a),
+                Err(VfsError::NotFound) => {}
+                Err(e) => return Err(e),
             }
-            Node::Base(p) => p.clone(),
+        }
+        let Some(dir_path) = self.base_dir_of(&parent_node)? else {
+            return Err(VfsError::NotFound);
         };
         let path = join(&dir_path, name);
         if self.vfs.is_whiteout(&path)? {
@@ -267,7 +281,14 @@ impl Overlay {
         }
         match self.base_stat(&path)? {
             Some(md) => {
-                self.remember(&md, &path);
+                self.remember(
+                    &md,
+                    BaseEntry {
+                        path,
+                        parent,
+                        name: name.to_vec(),
+                    },
+                );
                 Ok(base_attr(&md))
             }
             None => Err(VfsError::NotFound),
@@ -277,8 +298,8 @@ impl Overlay {
     pub fn getattr(&self, ino: Ino) -> VfsResult<Attr> {
         match self.resolve(ino)? {
             Node::Delta(d) => self.delta_attr(self.vfs.getattr(d)?),
-            Node::Base(p) => self
-                .base_stat(&p)?
+            Node::Base(b) => self
+                .base_stat(&b.path)?
                 .map(|md| base_attr(&md))
                 .ok_or(VfsError::NotFound),
         }
@@ -287,7 +308,7 @@ impl Overlay {
     pub fn readlink(&self, ino: Ino) -> VfsResult<Vec<u8>> {
         match self.resolve(ino)? {
             Node::Delta(d) => self.vfs.readlink(d),
-            Node::Base(p) => std::fs::read_link(self.host(&p))
+            Node::Base(b) => std::fs::read_link(self.host(&b.path))
                 .map(|t| t.into_os_string().into_vec())
                 .map_err(|e| {
                     if e.raw_os_error() == Some(libc::EINVAL) {
@@ -320,13 +341,9 @@ impl Overlay {
                         });
                     }
                 }
-                if self.shows_base(*d)? {
-                    Some(self.path_of(&node)?)
-                } else {
-                    None
-                }
+                self.base_dir_of(&node)?
             }
-            Node::Base(p) => Some(p.clone()),
+            Node::Base(b) => Some(b.path.clone()),
         };
         if let Some(dir_path) = base_dir
             && self.base.is_some()
@@ -353,7 +370,14 @@ impl Overlay {
                 }
                 let path = join(&dir_path, &name);
                 if let Some(md) = self.base_stat(&path)? {
-                    self.remember(&md, &path);
+                    self.remember(
+                        &md,
+                        BaseEntry {
+                            path,
+                            parent: dir,
+                            name: name.clone(),
+                        },
+                    );
                     base_entries.push(OverlayEntry {
                         name,
                         attr: base_attr(&md),
@@ -412,7 +436,7 @@ impl Overlay {
                 let p = self.vfs.parent_of(d)?;
                 Ok(self.delta_attr(self.vfs.getattr(p)?)?.ino)
             }
-            Node::Base(_) => Ok(Ino::ROOT),
+            Node::Base(b) => Ok(b.parent),
         }
     }
 
@@ -420,35 +444,30 @@ impl Overlay {
 
     /// The delta inode of `node`, copying it (and its parents) up from the base first.
     fn copy_up(&self, node: &Node) -> VfsResult<Ino> {
-        let path = match node {
+        let entry = match node {
             Node::Delta(d) => return Ok(*d),
-            Node::Base(p) => p.clone(),
+            Node::Base(b) => b,
         };
-        self.copy_up_path(&path)
+        // Its merged directory first (and so on up to the root).
+        let dir = self.copy_up(&self.resolve(entry.parent)?)?;
+        match self.vfs.lookup(dir, &entry.name) {
+            // Another thread copied it up first.
+            Ok(a) => return Ok(a.ino),
+            Err(VfsError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        self.copy_up_entry(dir, &entry.name, &entry.path)
     }
 
-    fn copy_up_path(&self, path: &[u8]) -> VfsResult<Ino> {
-        let mut dir = Ino::ROOT;
-        let mut cur: Vec<u8> = b"/".to_vec();
-        let parts: Vec<&[u8]> = path
-            .split(|&b| b == b'/')
-            .filter(|p| !p.is_empty())
-            .collect();
-        for part in parts {
-            cur = join(&cur, part);
-            match self.vfs.lookup(dir, part) {
-                Ok(a) => {
-                    dir = a.ino;
-                    continue;
-                }
-                Err(VfsError::NotFound) => {}
-                Err(e) => return Err(e),
-            }
-            let md = self.base_stat(&cur)?.ok_or(VfsError::NotFound)?;
+    /// Copies base entry `cur` (a path from the base root) into delta directory `dir` as
+    /// `part`.
+    fn copy_up_entry(&self, dir: Ino, part: &[u8], cur: &[u8]) -> VfsResult<Ino> {
+        {
+            let md = self.base_stat(cur)?.ok_or(VfsError::NotFound)?;
             let kind = FileKind::from_mode(md.mode()).unwrap_or(FileKind::File);
             let target = if kind == FileKind::Symlink {
                 Some(
-                    std::fs::read_link(self.host(&cur))
+                    std::fs::read_link(self.host(cur))
                         .map_err(io_err)?
                         .into_os_string()
                         .into_vec(),
@@ -462,13 +481,13 @@ impl Overlay {
             let partial = kind == FileKind::File && md.size() >= PARTIAL_COPY_UP_MIN;
             let backed_by_base = if partial {
                 let mut hasher = blake3::Hasher::new();
-                hasher.update_mmap_rayon(self.host(&cur)).map_err(io_err)?;
+                hasher.update_mmap_rayon(self.host(cur)).map_err(io_err)?;
                 Some(*hasher.finalize().as_bytes())
             } else {
                 None
             };
             let mut file = if kind == FileKind::File && !partial {
-                Some(File::open(self.host(&cur)).map_err(io_err)?)
+                Some(File::open(self.host(cur)).map_err(io_err)?)
             } else {
                 None
             };
@@ -486,14 +505,13 @@ impl Overlay {
                     symlink_target: target.as_deref(),
                     data: file.as_mut().map(|f| f as &mut dyn std::io::Read),
                     base_ino: md.ino(),
-                    base_path: &cur,
+                    base_path: cur,
                     size: md.size(),
                     backed_by_base,
                 },
             )?;
-            dir = attr.ino;
+            Ok(attr.ino)
         }
-        Ok(dir)
     }
 
     /// Whether `name` exists in the merged directory `parent`.
@@ -513,7 +531,10 @@ impl Overlay {
             return Err(VfsError::Exists);
         }
         let d = self.copy_up(&node)?;
-        let path = join(&self.path_of(&Node::Delta(d))?, name);
+        let Some(dir_path) = self.base_dir_of(&Node::Delta(d))? else {
+            return Ok((d, false));
+        };
+        let path = join(&dir_path, name);
         let was_whiteout = self.vfs.is_whiteout(&path)?;
         if was_whiteout {
             self.vfs.set_whiteout(&path, false)?;
@@ -605,7 +626,7 @@ impl Overlay {
             return Err(VfsError::NotEmpty);
         }
         let parent_node = self.resolve(parent)?;
-        let path = join(&self.path_of(&parent_node)?, name);
+        let base_path = self.base_dir_of(&parent_node)?.map(|p| join(&p, name));
         let mut journaled = false;
         if let Node::Delta(d) = parent_node {
             match if dir {
@@ -618,12 +639,15 @@ impl Overlay {
                 Err(e) => return Err(e),
             }
         }
-        if self.base_stat(&path)?.is_some() {
+        if let Some(path) = base_path
+            && self.base_stat(&path)?.is_some()
+        {
             if journaled {
                 self.vfs.set_whiteout(&path, true)?;
             } else {
                 let op = if dir { "rmdir" } else { "unlink" };
-                self.vfs.delete_base_path(&path, op)?;
+                let shown_at = join(&self.path_of(&parent_node)?, name);
+                self.vfs.delete_base_path(&path, &shown_at, op)?;
             }
         }
         Ok(())
@@ -654,52 +678,52 @@ impl Overlay {
         if self.base.is_none() {
             return self.vfs.rename(parent, name, new_parent, new_name, flags);
         }
-        let src = self.exists(parent, name)?.ok_or(VfsError::NotFound)?;
-        let dst = self.exists(new_parent, new_name)?;
-        let src_node = self.resolve(src.ino)?;
-        let src_path = self.path_of(&src_node)?;
-        // Directories with base content keep their base children at the old path: moving
-        // them is left to `mv` (EXDEV makes it copy), as overlayfs without redirects does.
-        let base_dir = |a: &Attr, path: &[u8]| -> VfsResult<bool> {
-            Ok(a.kind == FileKind::Dir
-                && self.base_stat(path)?.is_some_and(|md| md.is_dir())
-                && match self.resolve(a.ino)? {
-                    Node::Delta(d) => !self.vfs.is_opaque(d)?,
-                    Node::Base(_) => true,
-                })
-        };
-        if base_dir(&src, &src_path)? || flags.exchange {
+        if flags.exchange {
             return Err(VfsError::CrossDevice);
         }
+        let src = self.exists(parent, name)?.ok_or(VfsError::NotFound)?;
+        let dst = self.exists(new_parent, new_name)?;
         if let Some(d) = &dst {
             if flags.noreplace {
                 return Err(VfsError::Exists);
             }
-            let dst_path = self.path_of(&self.resolve(d.ino)?)?;
-            if base_dir(d, &dst_path)? {
-                return Err(VfsError::CrossDevice);
-            }
-        }
-        self.copy_up(&src_node)?;
-        let from_dir = self.copy_up(&self.resolve(parent)?)?;
-        let to_dir = self.copy_up(&self.resolve(new_parent)?)?;
-        let new_path = join(&self.path_of(&Node::Delta(to_dir))?, new_name);
-        if let Some(d) = &dst
-            && matches!(self.resolve(d.ino)?, Node::Base(_))
-        {
-            // The base entry at the target is replaced: the delta entry will shadow it.
             match (src.kind == FileKind::Dir, d.kind == FileKind::Dir) {
                 (true, false) => return Err(VfsError::NotDir),
                 (false, true) => return Err(VfsError::IsDir),
+                (true, true) if !self.list(d.ino)?.is_empty() => return Err(VfsError::NotEmpty),
                 _ => {}
             }
         }
+        let parent_node = self.resolve(parent)?;
+        let new_parent_node = self.resolve(new_parent)?;
+        // Where the base has (or had) entries at the old and the new place.
+        let old_base = self.base_dir_of(&parent_node)?.map(|p| join(&p, name));
+        let new_base = self
+            .base_dir_of(&new_parent_node)?
+            .map(|p| join(&p, new_name));
+        // A directory copied up from the base keeps showing its base directory wherever it
+        // goes (`fs_base_identity` says which), so moving one moves its base children too.
+        let moved = self.copy_up(&self.resolve(src.ino)?)?;
+        let from_dir = self.copy_up(&parent_node)?;
+        let to_dir = self.copy_up(&new_parent_node)?;
         self.vfs.rename(from_dir, name, to_dir, new_name, flags)?;
-        if self.vfs.is_whiteout(&new_path)? {
-            self.vfs.set_whiteout(&new_path, false)?;
+        if let Some(nb) = &new_base {
+            if self.vfs.is_whiteout(nb)? {
+                self.vfs.set_whiteout(nb, false)?;
+            }
+            // A directory made in the session shows the base directory at its path; moved
+            // over one, it must not show that one's children.
+            if src.kind == FileKind::Dir
+                && self.origin_of(moved)?.is_none()
+                && self.base_stat(nb)?.is_some()
+            {
+                self.vfs.set_opaque(moved)?;
+            }
         }
-        if self.base_stat(&src_path)?.is_some() {
-            self.vfs.set_whiteout(&src_path, true)?;
+        if let Some(ob) = &old_base
+            && self.base_stat(ob)?.is_some()
+        {
+            self.vfs.set_whiteout(ob, true)?;
         }
         Ok(())
     }
@@ -736,11 +760,11 @@ impl Overlay {
         }
         let node = self.resolve(ino)?;
         let handle = match (&node, write) {
-            (Node::Base(p), false) => {
-                if self.base_stat(p)?.is_some_and(|m| m.is_dir()) {
+            (Node::Base(b), false) => {
+                if self.base_stat(&b.path)?.is_some_and(|m| m.is_dir()) {
                     return Err(VfsError::IsDir);
                 }
-                Handle::Base(File::open(self.host(p)).map_err(io_err)?)
+                Handle::Base(File::open(self.host(&b.path)).map_err(io_err)?)
             }
             _ => Handle::Delta(self.vfs.open(self.copy_up(&node)?)?),
         };

@@ -250,7 +250,7 @@ fn patch_and_apply_give_the_sessions_tree_and_leave_no_diff() {
     fs::write(env.p("notes with space.txt"), "one\n2\n").unwrap();
     fs::remove_file(env.p("delete_me.txt")).unwrap();
     fs::rename(env.p("rename_me.txt"), env.p("renamed.txt")).unwrap();
-    // A base directory moves by copy (the overlay answers EXDEV, as overlayfs does).
+    // A base directory moved in the session: its base children move with it.
     let mv = Command::new("mv")
         .arg(env.p("olddir"))
         .arg(env.p("movedir"))

@@ -192,26 +192,82 @@ fn host_changes_to_untouched_files_show_through() {
 }
 
 #[test]
-fn moving_a_base_directory_falls_back_to_copying() {
+fn renaming_base_directories_moves_their_base_children_too() {
+    use std::os::unix::fs::MetadataExt;
     let o = Overlay::new(&[]);
-    let err = fs::rename(o.p("src"), o.p("source")).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EXDEV));
-    // mv copies and deletes on EXDEV, so the move still works for users.
-    let st = Command::new("mv")
-        .arg(o.p("src"))
-        .arg(o.p("source"))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let base_before = snapshot(&o.base());
+    let util_ino = fs::metadata(o.p("src/lib/util.rs")).unwrap().ino();
+    // rename(2) itself, of a directory whose children are all still in the base.
+    fs::rename(o.p("src"), o.p("source")).unwrap();
     assert!(!o.p("src").exists());
     assert_eq!(
         fs::read_to_string(o.p("source/lib/util.rs")).unwrap(),
         "pub fn util() {}\n"
     );
-    assert!(
-        o.base().join("src/main.rs").exists(),
-        "the base is untouched"
+    assert_eq!(
+        fs::metadata(o.p("source/lib/util.rs")).unwrap().ino(),
+        util_ino
     );
+    // A deep one, into a new directory; then work inside the moved trees.
+    fs::create_dir(o.p("deep")).unwrap();
+    fs::rename(o.p("source/lib"), o.p("deep/library")).unwrap();
+    fs::write(o.p("deep/library/new.rs"), "new\n").unwrap();
+    fs::write(o.p("source/main.rs"), "fn main() { changed() }\n").unwrap();
+    fs::remove_file(o.p("deep/library/util.rs")).unwrap();
+    let mut names: Vec<String> = fs::read_dir(o.p("deep/library"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["new.rs"]);
+    let mut names: Vec<String> = fs::read_dir(o.p("source"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["main.rs"]);
+    // A new directory where a moved one was shows nothing of the old one.
+    fs::create_dir(o.p("src")).unwrap();
+    assert_eq!(fs::read_dir(o.p("src")).unwrap().count(), 0);
+    fs::remove_dir(o.p("src")).unwrap();
+    // And back again: the base directory shows at its own place once more.
+    fs::rename(o.p("source"), o.p("src")).unwrap();
+    assert_eq!(
+        fs::read_to_string(o.p("src/main.rs")).unwrap(),
+        "fn main() { changed() }\n"
+    );
+    // A directory made in the session, moved over an emptied base directory, stays empty.
+    fs::remove_file(o.p("docs/a.md")).unwrap();
+    fs::create_dir(o.p("fresh")).unwrap();
+    fs::rename(o.p("fresh"), o.p("docs")).unwrap();
+    assert_eq!(fs::read_dir(o.p("docs")).unwrap().count(), 0);
+    // mv works as well.
+    let st = Command::new("mv")
+        .arg(o.p("deep"))
+        .arg(o.p("moved-deep"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let expect = |o: &Overlay| {
+        assert_eq!(
+            fs::read_to_string(o.p("moved-deep/library/new.rs")).unwrap(),
+            "new\n"
+        );
+        assert!(!o.p("moved-deep/library/util.rs").exists());
+        assert!(!o.p("source").exists() && !o.p("deep").exists());
+        assert_eq!(fs::read_dir(o.p("docs")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_to_string(o.p("src/main.rs")).unwrap(),
+            "fn main() { changed() }\n"
+        );
+    };
+    expect(&o);
+    o.umount();
+    assert_eq!(snapshot(&o.base()), base_before, "the base was modified");
+    o.agentfs(&["mount", "s", o.mnt.to_str().unwrap()]);
+    expect(&o);
+    assert!(o.agentfs(&["fsck", "s"]).status.success());
+    o.umount();
 }
 
 #[test]

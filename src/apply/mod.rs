@@ -168,8 +168,10 @@ pub fn apply(
         report.applied = ready;
         return Ok(report);
     }
-    // Removals first, deepest first, so a directory is empty when its turn comes and a path
-    // is free before something else is written there.
+    // Removals deepest first, so a directory is empty when its turn comes. Those in the way
+    // of a write (the same path, or one above or below it) go before the writes; the others
+    // after them, because what the session shows may still be read from there (the base
+    // children of a directory the session moved).
     let mut removals: Vec<(String, usize)> = Vec::new();
     for (i, item) in ready.iter().enumerate() {
         for (path, _) in item.touched() {
@@ -179,32 +181,34 @@ pub fn apply(
         }
     }
     removals.sort_by(|a, b| b.0.cmp(&a.0));
+    let written: Vec<&str> = ready
+        .iter()
+        .filter(|i| i.writes())
+        .map(|i| i.path.as_str())
+        .collect();
+    let (early, late): (Vec<_>, Vec<_>) = removals.into_iter().partition(|(path, _)| {
+        written
+            .iter()
+            .any(|w| plan::within(w, path) || plan::within(path, w))
+    });
     let mut failed = vec![false; ready.len()];
-    for (path, i) in &removals {
-        if failed[*i] {
-            continue;
-        }
-        match write::remove(&base_tree, path, opts.force)? {
-            Ok(()) => forget::forget_removed(vfs, path)?,
-            Err(_) => {
-                failed[*i] = true;
-                report.conflicts.push(Conflict {
-                    path: path.clone(),
-                    reason: "the host added entries to this directory, which the session \
-                             deleted"
-                        .to_string(),
-                });
-            }
-        }
-    }
+    remove_all(
+        vfs,
+        &base_tree,
+        &early,
+        opts.force,
+        &mut failed,
+        &mut report,
+    )?;
     let mut prune = Vec::new();
+    let mut written = Vec::new();
     for (i, item) in ready.iter().enumerate() {
         if failed[i] {
             continue;
         }
         if item.writes() {
             match write::put(&base_tree, &session, &item.path, opts.force)? {
-                Ok(()) => forget::forget_written(vfs, &base_tree, &item.path)?,
+                Ok(()) => written.push(item.path.clone()),
                 Err(blocked) => {
                     failed[i] = true;
                     let reason = match blocked {
@@ -230,9 +234,20 @@ pub fn apply(
         for (path, _) in item.touched() {
             prune.extend(plan::ancestors(path));
         }
-        on_applied(item);
     }
+    // The session forgets what was written only now, deepest first: until then a
+    // directory's entries may still be read through it.
+    written.sort_by(|a, b| b.cmp(a));
+    for path in &written {
+        forget::forget_written(vfs, &base_tree, path)?;
+    }
+    remove_all(vfs, &base_tree, &late, opts.force, &mut failed, &mut report)?;
     forget::prune(vfs, &base_tree, &prune)?;
+    for (item, failed) in ready.iter().zip(&failed) {
+        if !failed {
+            on_applied(item);
+        }
+    }
     report.applied = ready
         .into_iter()
         .zip(failed)
@@ -240,4 +255,34 @@ pub fn apply(
         .map(|(i, _)| i)
         .collect();
     Ok(report)
+}
+
+/// Removes `removals` (path, index of its item) from the base, in that order; an item whose
+/// removal is blocked is marked failed and reported as a conflict.
+fn remove_all(
+    vfs: &Arc<Vfs>,
+    base_tree: &BaseTree,
+    removals: &[(String, usize)],
+    force: bool,
+    failed: &mut [bool],
+    report: &mut Report,
+) -> Result<(), ApplyError> {
+    for (path, i) in removals {
+        if failed[*i] {
+            continue;
+        }
+        match write::remove(base_tree, path, force)? {
+            Ok(()) => forget::forget_removed(vfs, path)?,
+            Err(_) => {
+                failed[*i] = true;
+                report.conflicts.push(Conflict {
+                    path: path.clone(),
+                    reason: "the host added entries to this directory, which the session \
+                             deleted"
+                        .to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
 }

@@ -125,6 +125,12 @@ pub fn build(
                 },
             );
         } else {
+            if base_from.is_dir() || session_to.is_dir() {
+                // A moved directory: what was below it in the base goes, what is below it
+                // in the session comes (both compared path by path like any change).
+                paths.extend(base.descendants(&from)?);
+                paths.extend(session.descendants(&to)?);
+            }
             paths.insert(from);
             paths.insert(to);
         }

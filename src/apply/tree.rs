@@ -109,6 +109,25 @@ impl BaseTree {
     }
 
     /// The bytes of a file (empty if it is not a file).
+    /// Every path below directory `path` of the base (none if it is not a directory).
+    pub fn descendants(&self, path: &str) -> Result<Vec<String>, ApplyError> {
+        let mut out = Vec::new();
+        let mut stack = vec![path.trim_end_matches('/').to_string()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(self.host(&dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let child = format!("{dir}/{}", e.file_name().to_string_lossy());
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(child.clone());
+                }
+                out.push(child);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn read(&self, path: &str) -> Result<Vec<u8>, ApplyError> {
         let host = self.host(path);
         match std::fs::read(&host) {
@@ -147,6 +166,26 @@ impl SessionTree {
             }
         }
         Ok(Some(attr))
+    }
+
+    /// Every path below directory `path` in the merged view (none if it is not one).
+    pub fn descendants(&self, path: &str) -> Result<Vec<String>, ApplyError> {
+        let mut out = Vec::new();
+        let Some(attr) = self.attr(path)? else {
+            return Ok(out);
+        };
+        let mut stack = vec![(path.trim_end_matches('/').to_string(), attr)];
+        while let Some((dir, attr)) = stack.pop() {
+            if attr.kind != FileKind::Dir {
+                continue;
+            }
+            for e in self.overlay.list(attr.ino)? {
+                let child = format!("{dir}/{}", String::from_utf8_lossy(&e.name));
+                out.push(child.clone());
+                stack.push((child, e.attr));
+            }
+        }
+        Ok(out)
     }
 
     pub fn entry(&self, path: &str) -> Result<Entry, ApplyError> {

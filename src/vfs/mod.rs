@@ -616,11 +616,18 @@ impl Vfs {
 
     /// Whites out a base path whose deletion no delta entry journals, journaling it as `op`
     /// (`unlink` or `rmdir`) in the same transaction.
-    pub fn delete_base_path(&self, path: &[u8], op: &str) -> VfsResult<()> {
-        self.whiteout_change(path, true, Some(op))
+    /// `journal_path` is where the user saw it (it differs from `path` inside a directory
+    /// moved within the session).
+    pub fn delete_base_path(&self, path: &[u8], journal_path: &[u8], op: &str) -> VfsResult<()> {
+        self.whiteout_change(path, true, Some((op, journal_path)))
     }
 
-    fn whiteout_change(&self, path: &[u8], whiteout: bool, op: Option<&str>) -> VfsResult<()> {
+    fn whiteout_change(
+        &self,
+        path: &[u8],
+        whiteout: bool,
+        op: Option<(&str, &[u8])>,
+    ) -> VfsResult<()> {
         let now = Timestamp::now();
         let runner = self.runner();
         let mut store = self.writer()?;
@@ -632,11 +639,11 @@ impl Vfs {
                 "INSERT OR REPLACE INTO fs_whiteout (path, parent_path, created_at) VALUES (?1, ?2, unixepoch())",
             )?
             .execute(params![names::to_sql(path), names::to_sql(parent)])?;
-            if let Some(op) = op {
+            if let Some((op, journal_path)) = op {
                 let change = rows::Change {
                     op,
                     ino: None,
-                    path: Some(path),
+                    path: Some(journal_path),
                     old_path: None,
                 };
                 rows::journal(&tx, runner, now, change)?;
@@ -674,6 +681,59 @@ impl Vfs {
     /// The path of `ino` in the delta (the merged view's path), if it has a name.
     pub fn path_of(&self, ino: Ino) -> VfsResult<Option<Vec<u8>>> {
         rows::path_of(&self.store()?.conn, ino)
+    }
+
+    /// The base directory a delta directory shows, as a path from the base root: the one it
+    /// was copied up from (it keeps showing it wherever it is moved), else its parent's base
+    /// directory plus its name; `None` if it shows none (opaque, or not reachable).
+    pub fn base_path_of(&self, dir: Ino) -> VfsResult<Option<Vec<u8>>> {
+        let store = self.store()?;
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut cur = dir;
+        let start: Vec<u8> = loop {
+            if cur == Ino::ROOT {
+                break b"/".to_vec();
+            }
+            let row = store
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM fs_opaque WHERE ino = ?1), \
+                     (SELECT base_path FROM fs_base_identity WHERE ino = ?1), \
+                     d.parent_ino, d.name FROM fs_dentry d WHERE d.ino = ?1 LIMIT 1",
+                )?
+                .query_row([cur.0 as i64], |r| {
+                    let base = match r.get_ref(1)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        v => Some(names::from_sql(v)?),
+                    };
+                    Ok((
+                        r.get::<_, bool>(0)?,
+                        base,
+                        r.get::<_, i64>(2)?,
+                        names::from_sql(r.get_ref(3)?)?,
+                    ))
+                })
+                .optional()?;
+            let Some((opaque, base, parent, name)) = row else {
+                return Ok(None);
+            };
+            if opaque {
+                return Ok(None);
+            }
+            if let Some(b) = base {
+                break b;
+            }
+            names.push(name);
+            cur = Ino(parent as u64);
+        };
+        let mut path = start;
+        for name in names.iter().rev() {
+            if path.last() != Some(&b'/') {
+                path.push(b'/');
+            }
+            path.extend_from_slice(name);
+        }
+        Ok(Some(path))
     }
 
     /// Creates and opens a regular file; `Exists` if the name is taken.
