@@ -149,7 +149,13 @@ pub fn close_dead(conn: &Connection) -> rusqlite::Result<usize> {
 /// sandbox (the host, `agentfs mount` users) have none.
 pub struct RunnerResolver {
     by_ns: Mutex<HashMap<u64, Option<i64>>>,
+    /// Recent answers per pid: reading /proc/PID/ns/mnt costs more than the rest of a small
+    /// request, and a pid is not reused within `PID_MEMORY`.
+    by_pid: Mutex<HashMap<u32, (std::time::Instant, Option<i64>)>>,
 }
+
+/// How long the runner found for a pid is trusted without looking again.
+const PID_MEMORY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Default for RunnerResolver {
     fn default() -> Self {
@@ -165,6 +171,7 @@ impl RunnerResolver {
         }
         RunnerResolver {
             by_ns: Mutex::new(known),
+            by_pid: Mutex::new(HashMap::new()),
         }
     }
 
@@ -177,6 +184,30 @@ impl RunnerResolver {
         if pid == 0 {
             return None;
         }
+        let now = std::time::Instant::now();
+        if let Some((at, r)) = self
+            .by_pid
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&pid)
+            && now.duration_since(*at) < PID_MEMORY
+        {
+            return *r;
+        }
+        let found = self.runner_of_ns(pid, lookup);
+        let mut by_pid = self.by_pid.lock().unwrap_or_else(|e| e.into_inner());
+        if by_pid.len() > 4096 {
+            by_pid.retain(|_, (at, _)| now.duration_since(*at) < PID_MEMORY);
+        }
+        by_pid.insert(pid, (now, found));
+        found
+    }
+
+    fn runner_of_ns(
+        &self,
+        pid: u32,
+        lookup: impl FnOnce(u64) -> Option<Option<i64>>,
+    ) -> Option<i64> {
         let ns = mount_ns_of(pid)?;
         let mut known = self.by_ns.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = known.get(&ns) {
@@ -219,6 +250,7 @@ mod tests {
         // A fresh resolver that has not seen the namespace asks once, then remembers.
         let r = RunnerResolver {
             by_ns: Mutex::new(HashMap::new()),
+            by_pid: Mutex::new(HashMap::new()),
         };
         assert_eq!(r.runner_of(me, |_| Some(Some(7))), Some(7));
         assert_eq!(r.runner_of(me, |_| panic!("asked twice")), Some(7));
