@@ -210,43 +210,57 @@ pub fn create(r: &SessionRef, base: Option<&Path>) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
     }
-    // Claim the file atomically, so two creations of one id cannot both succeed.
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&r.path)
-    {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(SessionError::Exists {
-                id: r.id.clone(),
-                path: r.path.clone(),
-            }
-            .into());
+    if r.path.exists() {
+        return Err(SessionError::Exists {
+            id: r.id.clone(),
+            path: r.path.clone(),
         }
-        Err(e) => {
-            return Err(
-                anyhow::Error::new(e).context(format!("cannot create {}", r.path.display()))
-            );
-        }
+        .into());
     }
-    let result = (|| -> anyhow::Result<()> {
-        let vfs = crate::vfs::Vfs::open_session(&r.path, crate::store::OpenMode::Create)?;
+    // Built complete under a temporary name, then linked into place: the link fails if the
+    // name is taken, so two creations of one id cannot both succeed, and nobody ever opens
+    // a half-made session (a runner joining while another creates it).
+    let mut tmp = r.path.clone().into_os_string();
+    tmp.push(format!(".creating.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let cleanup = |p: &Path| {
+        for f in companion_files(p) {
+            let _ = std::fs::remove_file(f);
+        }
+    };
+    cleanup(&tmp);
+    let built = (|| -> anyhow::Result<()> {
+        let vfs = crate::vfs::Vfs::open_session(&tmp, crate::store::OpenMode::Create)?;
+        let store = vfs.store()?;
         if let Some(base) = base {
-            vfs.store()?.conn.execute(
+            store.conn.execute(
                 "INSERT OR REPLACE INTO fs_overlay_config (key, value) VALUES ('base_path', ?1)",
                 [base.to_string_lossy()],
             )?;
         }
+        // Everything into the main file, which is the one linked.
+        store
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     })();
-    if let Err(e) = result {
-        for f in r.files() {
-            let _ = std::fs::remove_file(f);
+    let linked = built.and_then(|()| match std::fs::hard_link(&tmp, &r.path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(SessionError::Exists {
+            id: r.id.clone(),
+            path: r.path.clone(),
         }
-        return Err(e.context(format!("cannot create session {}", r.path.display())));
-    }
-    Ok(())
+        .into()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot create {}", r.path.display()))),
+    });
+    cleanup(&tmp);
+    linked.map_err(|e| {
+        if e.downcast_ref::<SessionError>().is_some() {
+            e
+        } else {
+            e.context(format!("cannot create session {}", r.path.display()))
+        }
+    })
 }
 
 /// The directory of a session's runs, next to its database: the shared mount point, the

@@ -744,3 +744,70 @@ fn apply_refuses_while_a_runner_is_live() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(fs::read_to_string(p.proj().join("up.txt")).unwrap(), "x\n");
 }
+
+#[test]
+fn several_runners_write_at_once_while_sql_reads() {
+    let p = Project::new();
+    // Three runners, each making 150 files and renaming half of them, at the same time.
+    let runners: Vec<Child> = (0..3)
+        .map(|r| {
+            p.spawn_sh(&format!(
+                "mkdir -p w{r} && i=0; while [ $i -lt 150 ]; do echo \"$i from {r}\" > w{r}/f$i; \
+                 if [ $((i % 2)) = 0 ]; then mv w{r}/f$i w{r}/g$i; fi; i=$((i + 1)); done"
+            ))
+        })
+        .collect();
+    // A reader queries the live session meanwhile.
+    wait_for("the session", || p.home().join("s.db").exists());
+    let mut queries = 0;
+    let mut pending = runners;
+    let mut done = Vec::new();
+    while !pending.is_empty() {
+        let out = output_within(
+            p.command(&["sql", "s", "SELECT count(*), max(seq) FROM fs_change"]),
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        queries += 1;
+        let mut still = Vec::new();
+        for mut c in pending {
+            match c.try_wait().unwrap() {
+                Some(_) => done.push(c),
+                None => still.push(c),
+            }
+        }
+        pending = still;
+    }
+    assert!(queries > 0);
+    for c in done {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    p.wait_unmounted();
+    for r in 0..3 {
+        let listing = p.agentfs(&["fs", "s", "ls", &format!("/w{r}")]);
+        assert_eq!(listing.lines().count(), 150, "{listing}");
+        assert_eq!(
+            p.agentfs(&["fs", "s", "cat", &format!("/w{r}/g10")]),
+            format!("10 from {r}\n")
+        );
+        assert_eq!(
+            p.agentfs(&["fs", "s", "cat", &format!("/w{r}/f11")]),
+            format!("11 from {r}\n")
+        );
+    }
+    // Three runners, and each one's changes are its own.
+    assert_eq!(
+        p.sql("SELECT count(DISTINCT runner_id) FROM fs_change WHERE path LIKE '/w%'"),
+        "3"
+    );
+    assert_eq!(
+        p.sql(
+            "SELECT count(*) FROM fs_change c JOIN fs_runner r ON r.id = c.runner_id \
+               WHERE c.path LIKE '/w%' AND r.argv NOT LIKE '%w' || substr(c.path, 3, 1) || '/%'"
+        ),
+        "0"
+    );
+    let fsck = output_within(p.command(&["fsck", "s"]), Duration::from_secs(60));
+    assert!(fsck.status.success(), "{}", text(&fsck.stdout));
+}
