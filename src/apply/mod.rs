@@ -48,6 +48,14 @@ pub enum ApplyError {
     Sql(#[from] rusqlite::Error),
     #[error(transparent)]
     Diff(#[from] crate::diff::DiffError),
+    /// Writing or removing one path failed; names the path, since the cause alone ("is a
+    /// directory") does not say which of many it was.
+    #[error("cannot apply {path}")]
+    Item {
+        path: String,
+        #[source]
+        source: Box<ApplyError>,
+    },
 }
 
 impl ApplyError {
@@ -55,6 +63,14 @@ impl ApplyError {
         ApplyError::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    /// This error, as the failure of applying session path `path`.
+    pub fn at(path: &str) -> impl FnOnce(ApplyError) -> ApplyError + '_ {
+        move |e| ApplyError::Item {
+            path: path.to_string(),
+            source: Box::new(e),
         }
     }
 }
@@ -137,7 +153,6 @@ pub fn apply(
 ) -> Result<Report, ApplyError> {
     let items = plan(vfs, base, &opts.paths)?;
     let base_tree = BaseTree::new(base.to_path_buf());
-    let session = SessionTree::new(vfs.clone(), base);
     let checker = conflict::Checker::load(&vfs.store()?.conn, &items)?;
     let mut report = Report::default();
     let mut ready = Vec::new();
@@ -184,8 +199,10 @@ pub fn apply(
         if failed[*i] {
             continue;
         }
-        match write::remove(&base_tree, path, opts.force)? {
-            Ok(()) => forget::forget_removed(vfs, path)?,
+        let removed =
+            remove_path(vfs, &base_tree, path, opts.force).map_err(ApplyError::at(path))?;
+        match removed {
+            Ok(()) => {}
             Err(_) => {
                 failed[*i] = true;
                 report.conflicts.push(Conflict {
@@ -203,8 +220,10 @@ pub fn apply(
             continue;
         }
         if item.writes() {
-            match write::put(&base_tree, &session, &item.path, opts.force)? {
-                Ok(()) => forget::forget_written(vfs, &base_tree, &item.path)?,
+            let written = write_path(vfs, &base_tree, &item.path, opts.force)
+                .map_err(ApplyError::at(&item.path))?;
+            match written {
+                Ok(()) => {}
                 Err(blocked) => {
                     failed[i] = true;
                     let reason = match blocked {
@@ -240,4 +259,51 @@ pub fn apply(
         .map(|(i, _)| i)
         .collect();
     Ok(report)
+}
+
+/// Removes `path` from the base and, once gone, from the session's records.
+fn remove_path(
+    vfs: &Arc<Vfs>,
+    base: &BaseTree,
+    path: &str,
+    force: bool,
+) -> Result<Result<(), write::Blocked>, ApplyError> {
+    let gone = base.ino(path)?;
+    let done = write::remove(base, path, force)?;
+    if done.is_ok() {
+        forget::forget_removed(vfs, path, gone)?;
+    }
+    Ok(done)
+}
+
+/// Writes the session's entry at `path` into the base and drops it from the delta.
+fn write_path(
+    vfs: &Arc<Vfs>,
+    base: &BaseTree,
+    path: &str,
+    force: bool,
+) -> Result<Result<(), write::Blocked>, ApplyError> {
+    let before = base.ino(path)?;
+    // A fresh view for each path: an overlay remembers what host inode numbers stood for,
+    // and the paths written before this one freed some and reused them.
+    let session = SessionTree::new(vfs.clone(), base.root());
+    let done = write::put(base, &session, path, force)?;
+    if done.is_ok() {
+        forget::forget_written(vfs, base, path, before)?;
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_path_is_named_before_the_cause() {
+        let e = ApplyError::at("/x/y")(ApplyError::Vfs(VfsError::IsDir));
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            "cannot apply /x/y: is a directory"
+        );
+    }
 }
