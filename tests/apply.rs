@@ -528,3 +528,33 @@ fn host_changes_to_paths_the_session_deleted_are_conflicts() {
     assert!(env.base().join("keep.txt").exists());
     assert_eq!(env.diff(), "");
 }
+
+/// The host reuses the inode numbers apply frees (ext4 hands out the lowest free one), and
+/// the session names base entries by host inode: a renamed file's old number, freed when
+/// apply removes the source, must not make it resolve to the new directory that got it.
+#[test]
+fn inode_numbers_apply_frees_do_not_alias_the_entries_it_creates() {
+    let env = Env::new(&[("a.txt", b"a\n"), ("b.txt", b"b\n"), ("c.txt", b"c\n")]);
+    env.mount();
+    // Directories with a child first, so their delta inodes come before the renamed files'.
+    for d in ["d1", "d2", "d3"] {
+        fs::create_dir(env.p(d)).unwrap();
+        fs::write(env.p(&format!("{d}/f")), d).unwrap();
+    }
+    for f in ["a", "b", "c"] {
+        // Renamed to names that sort after the directories: those are written first.
+        fs::rename(env.p(&format!("{f}.txt")), env.p(&format!("z{f}.txt"))).unwrap();
+    }
+    let session_view = snapshot(&env.mnt);
+    env.umount();
+
+    let out = env.ok(&["apply", "s"]);
+    assert_eq!(
+        stdout(&out),
+        "A /d1/\nA /d1/f\nA /d2/\nA /d2/f\nA /d3/\nA /d3/f\n\
+         R /a.txt -> /za.txt\nR /b.txt -> /zb.txt\nR /c.txt -> /zc.txt\n"
+    );
+    assert_eq!(snapshot(&env.base()), session_view);
+    assert_eq!(env.diff(), "");
+    assert_eq!(env.sql("SELECT count(*) FROM fs_origin"), "count(*)\n0\n");
+}

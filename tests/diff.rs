@@ -381,3 +381,82 @@ fn sql_and_diff_on_a_live_mount_while_a_writer_writes() {
         "the last write of main.rs shows"
     );
 }
+
+/// The view's name-status lines, as `agentfs diff --name-status` prints them.
+fn view_as_name_status(m: &Mounted) -> String {
+    m.sql("SELECT status, path, old_path, type = 'dir' FROM fs_changes")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            let slash = if f[3] == "1" { "/" } else { "" };
+            match f[2] {
+                "NULL" => format!("{} {}{slash}\n", f[0], f[1]),
+                old => format!("R {old}{slash} -> {}{slash}\n", f[1]),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn modes_and_types_are_judged_against_the_base_mode_copy_up_recorded() {
+    let m = Mounted::new();
+    // A base symlink the session has not looked at yet, so the mount sees it.
+    let base = m.top.path().join("base");
+    std::os::unix::fs::symlink("README", base.join("slink")).unwrap();
+    let mode = |p: &str| fs::symlink_metadata(m.p(p)).unwrap().permissions().mode() & 0o7777;
+    let chmod = |p: &str, mode: u32| {
+        fs::set_permissions(m.p(p), fs::Permissions::from_mode(mode)).unwrap();
+    };
+    // A chmod and back, of a file and of a directory: copied up, but no change.
+    chmod("README", 0o600);
+    chmod("README", 0o644);
+    let docs = mode("docs");
+    chmod("docs", 0o700);
+    chmod("docs", docs);
+    // A real mode change.
+    chmod("src/lib.rs", 0o755);
+    // A base symlink renamed away and a regular file in its place: another type.
+    fs::rename(m.p("slink"), m.p("slink.old")).unwrap();
+    fs::write(m.p("slink"), "now a file\n").unwrap();
+    // A base file renamed away and another file in its place: the same type.
+    fs::rename(m.p("same.txt"), m.p("same.old")).unwrap();
+    fs::write(m.p("same.txt"), "other bytes\n").unwrap();
+
+    let want = "R /same.txt -> /same.old\nM /same.txt\nT /slink\nR /slink -> /slink.old\n\
+M /src/lib.rs\n";
+    assert_eq!(m.stdout(&["diff", "s", "--name-status"]), want);
+    assert_eq!(
+        view_as_name_status(&m),
+        want,
+        "fs_changes and agentfs diff agree"
+    );
+    assert_eq!(
+        m.sql(
+            "SELECT count(*) FROM fs_base_identity b JOIN fs_paths p ON p.ino = b.ino \
+               WHERE p.path IN ('/README', '/docs')"
+        ),
+        "count(*)\n2\n",
+        "README and docs were copied up"
+    );
+    let patch = m.stdout(&["diff", "s"]);
+    assert!(
+        patch.contains("diff --git a/src/lib.rs b/src/lib.rs\nold mode 100644\nnew mode 100755\n"),
+        "{patch}"
+    );
+    assert!(!patch.contains("a/README"), "{patch}");
+
+    // An identity without the base mode (copied up before format 4): the journal decides,
+    // so the chmod and back counts as a change again.
+    let conn = rusqlite::Connection::open(m.home().join("s.db")).unwrap();
+    conn.execute(
+        "UPDATE fs_base_identity SET mode = NULL WHERE base_path = '/README'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let want = "M /README\nR /same.txt -> /same.old\nM /same.txt\nT /slink\n\
+R /slink -> /slink.old\nM /src/lib.rs\n";
+    assert_eq!(m.stdout(&["diff", "s", "--name-status"]), want);
+    assert_eq!(view_as_name_status(&m), want);
+}

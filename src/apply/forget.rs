@@ -18,10 +18,20 @@ use crate::vfs::{FileKind, Ino, Timestamp, Vfs, names, rows};
 /// The journal op of these rows: a mount of the session drops its cached view of the path.
 const OP: &str = "apply";
 
-/// After the base got the session's entry at `path`.
-pub fn forget_written(vfs: &Vfs, base: &BaseTree, path: &str) -> Result<(), ApplyError> {
+/// After the base got the session's entry at `path`, where it had host inode `before`.
+pub fn forget_written(
+    vfs: &Vfs,
+    base: &BaseTree,
+    path: &str,
+    before: Option<u64>,
+) -> Result<(), ApplyError> {
     let mut store = vfs.store()?;
     let tx = store.write_tx()?;
+    if let Some(old) = before
+        && base.ino(path)? != Some(old)
+    {
+        drop_origins_of(&tx, old)?;
+    }
     if let Some((parent, ino)) = delta_lookup(&tx, path)? {
         let attr = rows::attr(&tx, ino)?;
         let is_dir = attr.kind == FileKind::Dir;
@@ -37,11 +47,25 @@ pub fn forget_written(vfs: &Vfs, base: &BaseTree, path: &str) -> Result<(), Appl
     finish(tx, path)
 }
 
-/// After the base lost `path` as the session did.
-pub fn forget_removed(vfs: &Vfs, path: &str) -> Result<(), ApplyError> {
+/// After the base lost `path` (host inode `gone`) as the session did.
+pub fn forget_removed(vfs: &Vfs, path: &str, gone: Option<u64>) -> Result<(), ApplyError> {
     let mut store = vfs.store()?;
     let tx = store.write_tx()?;
+    if let Some(old) = gone {
+        drop_origins_of(&tx, old)?;
+    }
     finish(tx, path)
+}
+
+/// Forgets that delta entries came from host inode `host_ino`, which apply just removed or
+/// replaced. The overlay addresses base-origin entries by host inode number, and the host
+/// filesystem hands freed numbers to the next files it creates (ext4 does so at once): a
+/// row left behind would make a new base entry resolve to the old entry's copy (a file
+/// read as the directory that got its number).
+fn drop_origins_of(tx: &Transaction<'_>, host_ino: u64) -> Result<(), ApplyError> {
+    tx.prepare_cached("DELETE FROM fs_origin WHERE base_ino = ?1")?
+        .execute([host_ino as i64])?;
+    Ok(())
 }
 
 /// Removes delta directories that only repeat the base: copied up for a change below them
@@ -147,18 +171,22 @@ fn adopt(tx: &Transaction<'_>, base: &BaseTree, ino: Ino, path: &str) -> Result<
     } else {
         None
     };
+    // The entry now owns this host inode number; any other claim to it is stale (see
+    // `drop_origins_of`).
+    drop_origins_of(tx, md.ino())?;
     tx.prepare_cached("INSERT OR REPLACE INTO fs_origin (delta_ino, base_ino) VALUES (?1, ?2)")?
         .execute(params![ino.0 as i64, md.ino() as i64])?;
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO fs_base_identity (ino, base_path, size, mtime_ns, blake3) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT OR REPLACE INTO fs_base_identity (ino, base_path, size, mtime_ns, blake3, mode) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         ino.0 as i64,
         names::to_sql(path.as_bytes()),
         md.size() as i64,
         md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-        blake3.as_ref().map(|h| &h[..])
+        blake3.as_ref().map(|h| &h[..]),
+        md.mode() as i64
     ])?;
     Ok(())
 }

@@ -48,6 +48,14 @@ pub enum ApplyError {
     Sql(#[from] rusqlite::Error),
     #[error(transparent)]
     Diff(#[from] crate::diff::DiffError),
+    /// Writing or removing one path failed; names the path, since the cause alone ("is a
+    /// directory") does not say which of many it was.
+    #[error("cannot apply {path}")]
+    Item {
+        path: String,
+        #[source]
+        source: Box<ApplyError>,
+    },
 }
 
 impl ApplyError {
@@ -55,6 +63,14 @@ impl ApplyError {
         ApplyError::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    /// This error, as the failure of applying session path `path`.
+    pub fn at(path: &str) -> impl FnOnce(ApplyError) -> ApplyError + '_ {
+        move |e| ApplyError::Item {
+            path: path.to_string(),
+            source: Box::new(e),
         }
     }
 }
@@ -137,7 +153,6 @@ pub fn apply(
 ) -> Result<Report, ApplyError> {
     let items = plan(vfs, base, &opts.paths)?;
     let base_tree = BaseTree::new(base.to_path_buf());
-    let session = SessionTree::new(vfs.clone(), base);
     let checker = conflict::Checker::load(&vfs.store()?.conn, &items)?;
     let mut report = Report::default();
     let mut ready = Vec::new();
@@ -181,13 +196,13 @@ pub fn apply(
         }
     }
     removals.sort_by(|a, b| b.0.cmp(&a.0));
-    let written: Vec<&str> = ready
+    let writes: Vec<&str> = ready
         .iter()
         .filter(|i| i.writes())
         .map(|i| i.path.as_str())
         .collect();
     let (early, late): (Vec<_>, Vec<_>) = removals.into_iter().partition(|(path, _)| {
-        written
+        writes
             .iter()
             .any(|w| plan::within(w, path) || plan::within(path, w))
     });
@@ -201,14 +216,23 @@ pub fn apply(
         &mut report,
     )?;
     let mut prune = Vec::new();
-    let mut written = Vec::new();
+    let mut dirs_written = Vec::new();
     for (i, item) in ready.iter().enumerate() {
         if failed[i] {
             continue;
         }
         if item.writes() {
-            match write::put(&base_tree, &session, &item.path, opts.force)? {
-                Ok(()) => written.push(item.path.clone()),
+            // A directory is forgotten only after everything is written: until then its
+            // entries may still be read through it (the base children of a moved one).
+            let is_dir = item.session.is_dir();
+            let done = write_path(vfs, &base_tree, &item.path, opts.force, !is_dir)
+                .map_err(ApplyError::at(&item.path))?;
+            match done {
+                Ok(before) => {
+                    if is_dir {
+                        dirs_written.push((item.path.clone(), before));
+                    }
+                }
                 Err(blocked) => {
                     failed[i] = true;
                     let reason = match blocked {
@@ -235,11 +259,9 @@ pub fn apply(
             prune.extend(plan::ancestors(path));
         }
     }
-    // The session forgets what was written only now, deepest first: until then a
-    // directory's entries may still be read through it.
-    written.sort_by(|a, b| b.cmp(a));
-    for path in &written {
-        forget::forget_written(vfs, &base_tree, path)?;
+    dirs_written.sort_by(|a, b| b.0.cmp(&a.0));
+    for (path, before) in &dirs_written {
+        forget::forget_written(vfs, &base_tree, path, *before).map_err(ApplyError::at(path))?;
     }
     remove_all(vfs, &base_tree, &late, opts.force, &mut failed, &mut report)?;
     forget::prune(vfs, &base_tree, &prune)?;
@@ -271,8 +293,8 @@ fn remove_all(
         if failed[*i] {
             continue;
         }
-        match write::remove(base_tree, path, force)? {
-            Ok(()) => forget::forget_removed(vfs, path)?,
+        match remove_path(vfs, base_tree, path, force).map_err(ApplyError::at(path))? {
+            Ok(()) => {}
             Err(_) => {
                 failed[*i] = true;
                 report.conflicts.push(Conflict {
@@ -285,4 +307,53 @@ fn remove_all(
         }
     }
     Ok(())
+}
+
+/// Removes `path` from the base and, once gone, from the session's records.
+fn remove_path(
+    vfs: &Arc<Vfs>,
+    base: &BaseTree,
+    path: &str,
+    force: bool,
+) -> Result<Result<(), write::Blocked>, ApplyError> {
+    let gone = base.ino(path)?;
+    let done = write::remove(base, path, force)?;
+    if done.is_ok() {
+        forget::forget_removed(vfs, path, gone)?;
+    }
+    Ok(done)
+}
+
+/// Writes the session's entry at `path` into the base and (with `forget`) drops it from the
+/// delta; returns the host inode that was there before, for a later `forget_written`.
+fn write_path(
+    vfs: &Arc<Vfs>,
+    base: &BaseTree,
+    path: &str,
+    force: bool,
+    forget: bool,
+) -> Result<Result<Option<u64>, write::Blocked>, ApplyError> {
+    let before = base.ino(path)?;
+    // A fresh view for each path: an overlay remembers what host inode numbers stood for,
+    // and the paths written before this one freed some and reused them.
+    let session = SessionTree::new(vfs.clone(), base.root());
+    let done = write::put(base, &session, path, force)?;
+    if done.is_ok() && forget {
+        forget::forget_written(vfs, base, path, before)?;
+    }
+    Ok(done.map(|()| before))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_path_is_named_before_the_cause() {
+        let e = ApplyError::at("/x/y")(ApplyError::Vfs(VfsError::IsDir));
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            "cannot apply /x/y: is a directory"
+        );
+    }
 }

@@ -75,6 +75,11 @@ impl BaseTree {
         }
     }
 
+    /// The host inode number of the entry at `path`, if any.
+    pub fn ino(&self, path: &str) -> Result<Option<u64>, ApplyError> {
+        Ok(self.metadata(path)?.map(|md| md.ino()))
+    }
+
     pub fn entry(&self, path: &str) -> Result<Entry, ApplyError> {
         let Some(md) = self.metadata(path)? else {
             return Ok(Entry::Missing);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 /// Format version this binary writes, kept in `PRAGMA user_version`.
-pub const FORMAT_VERSION: i64 = 4;
+pub const FORMAT_VERSION: i64 = 5;
 
 /// Migrations, in order; entry `i` takes a database from version `i` to `i + 1`.
 /// Version 0 is a database written by another AgentFS SPEC 0.4 implementation (or a new file).
@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/0002_runners.sql"),
     include_str!("../../schema/0003_views.sql"),
     include_str!("../../schema/0004_partial_copy_up.sql"),
+    include_str!("../../schema/0005_changes_view.sql"),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.
