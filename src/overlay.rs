@@ -74,8 +74,17 @@ pub struct Overlay {
     listings: Mutex<HashMap<u64, Option<Arc<[OverlayEntry]>>>>,
 }
 
-/// Base files at least this large are copied up partially (`fs_base_backing`); smaller
-/// ones whole, which costs little and keeps their bytes readable by any SPEC 0.4 reader.
+/// Why an entry is copied up: a change of its bytes, or of its metadata or name only (which
+/// copies no bytes at all; they stay in the base until they change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CopyFor {
+    Data,
+    Metadata,
+}
+
+/// Base files at least this large are copied up partially (`fs_base_backing`) for any change;
+/// smaller ones only for changes that leave the bytes alone, else whole, which costs little
+/// and keeps their bytes readable by any SPEC 0.4 reader.
 pub const PARTIAL_COPY_UP_MIN: u64 = 1 << 20;
 
 fn io_err(e: std::io::Error) -> VfsError {
@@ -444,6 +453,11 @@ impl Overlay {
 
     /// The delta inode of `node`, copying it (and its parents) up from the base first.
     fn copy_up(&self, node: &Node) -> VfsResult<Ino> {
+        self.copy_up_for(node, CopyFor::Data)
+    }
+
+    /// Like [`Overlay::copy_up`], for a change that leaves the bytes alone.
+    fn copy_up_for(&self, node: &Node, reason: CopyFor) -> VfsResult<Ino> {
         let entry = match node {
             Node::Delta(d) => return Ok(*d),
             Node::Base(b) => b,
@@ -456,12 +470,12 @@ impl Overlay {
             Err(VfsError::NotFound) => {}
             Err(e) => return Err(e),
         }
-        self.copy_up_entry(dir, &entry.name, &entry.path)
+        self.copy_up_entry(dir, &entry.name, &entry.path, reason)
     }
 
     /// Copies base entry `cur` (a path from the base root) into delta directory `dir` as
     /// `part`.
-    fn copy_up_entry(&self, dir: Ino, part: &[u8], cur: &[u8]) -> VfsResult<Ino> {
+    fn copy_up_entry(&self, dir: Ino, part: &[u8], cur: &[u8], reason: CopyFor) -> VfsResult<Ino> {
         {
             let md = self.base_stat(cur)?.ok_or(VfsError::NotFound)?;
             let kind = FileKind::from_mode(md.mode()).unwrap_or(FileKind::File);
@@ -478,7 +492,8 @@ impl Overlay {
             // A large file is copied up partially: its bytes stay in the base until they
             // change, so editing a little of it costs little. Its hash is still taken now,
             // for diffs and for `apply` to notice host edits.
-            let partial = kind == FileKind::File && md.size() >= PARTIAL_COPY_UP_MIN;
+            let partial = kind == FileKind::File
+                && (reason == CopyFor::Metadata || md.size() >= PARTIAL_COPY_UP_MIN);
             let backed_by_base = if partial {
                 let mut hasher = blake3::Hasher::new();
                 hasher.update_mmap_rayon(self.host(cur)).map_err(io_err)?;
@@ -605,7 +620,7 @@ impl Overlay {
         if self.base.is_none() {
             return self.vfs.link(ino, new_parent, new_name);
         }
-        let src = self.copy_up(&self.resolve(ino)?)?;
+        let src = self.copy_up_for(&self.resolve(ino)?, CopyFor::Metadata)?;
         let (d, _) = self.prepare_create(new_parent, new_name)?;
         let attr = self.vfs.link(src, d, new_name)?;
         self.delta_attr(attr)
@@ -703,7 +718,7 @@ impl Overlay {
             .map(|p| join(&p, new_name));
         // A directory copied up from the base keeps showing its base directory wherever it
         // goes (`fs_base_identity` says which), so moving one moves its base children too.
-        let moved = self.copy_up(&self.resolve(src.ino)?)?;
+        let moved = self.copy_up_for(&self.resolve(src.ino)?, CopyFor::Metadata)?;
         let from_dir = self.copy_up(&parent_node)?;
         let to_dir = self.copy_up(&new_parent_node)?;
         self.vfs.rename(from_dir, name, to_dir, new_name, flags)?;
@@ -734,7 +749,12 @@ impl Overlay {
         if self.base.is_none() {
             return self.vfs.setattr(ino, set);
         }
-        let d = self.copy_up(&self.resolve(ino)?)?;
+        let reason = if set.size.is_some() {
+            CopyFor::Data
+        } else {
+            CopyFor::Metadata
+        };
+        let d = self.copy_up_for(&self.resolve(ino)?, reason)?;
         self.delta_attr(self.vfs.setattr(d, set)?)
     }
 
@@ -860,7 +880,7 @@ impl Overlay {
     }
 
     pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> VfsResult<()> {
-        let d = self.copy_up(&self.resolve(ino)?)?;
+        let d = self.copy_up_for(&self.resolve(ino)?, CopyFor::Metadata)?;
         self.vfs.setxattr(d, name, value, mode)
     }
 

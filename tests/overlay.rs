@@ -591,3 +591,58 @@ fn a_host_edit_under_a_partial_copy_up_is_an_error_not_wrong_bytes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn metadata_changes_and_renames_copy_no_bytes() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let o = Overlay::new(&[]);
+    fs::set_permissions(o.p("README"), fs::Permissions::from_mode(0o600)).unwrap();
+    let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    // (Through a descriptor opened for reading: opening for writing copies, as it may write.)
+    fs::File::open(o.p("docs/a.md"))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    fs::rename(o.p("big.bin"), o.p("moved.bin")).unwrap();
+    fs::hard_link(o.p("src/main.rs"), o.p("main-link.rs")).unwrap();
+    let stored = o.sql("SELECT count(*) FROM fs_data");
+    assert_eq!(
+        stored.lines().nth(1),
+        Some("0"),
+        "bytes were copied: {stored}"
+    );
+    assert_eq!(fs::read_to_string(o.p("README")).unwrap(), "read me\n");
+    assert_eq!(fs::read(o.p("moved.bin")).unwrap(), vec![7u8; 300_000]);
+    assert_eq!(
+        fs::read_to_string(o.p("main-link.rs")).unwrap(),
+        "fn main() {}\n"
+    );
+    // Writing then stores what changed, and the rest still reads from the base.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(o.p("README"))
+        .unwrap()
+        .write_all(b"more\n")
+        .unwrap();
+    o.umount();
+    o.agentfs(&["mount", "s", o.mnt.to_str().unwrap()]);
+    assert_eq!(
+        fs::read_to_string(o.p("README")).unwrap(),
+        "read me\nmore\n"
+    );
+    assert_eq!(
+        fs::metadata(o.p("README")).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::metadata(o.p("docs/a.md")).unwrap().modified().unwrap(),
+        t
+    );
+    assert_eq!(fs::read(o.p("moved.bin")).unwrap(), vec![7u8; 300_000]);
+    assert_eq!(
+        fs::read_to_string(o.base().join("README")).unwrap(),
+        "read me\n"
+    );
+    o.umount();
+}
