@@ -288,6 +288,16 @@ fn read_only_unless_write() {
         .args(["--mode", "list", "SELECT value FROM kv_store"])
         .assert()
         .stdout("value\n1\n");
+    // A read-only shell never keeps a transaction open (it would pin the live WAL).
+    sql(&home)
+        .arg("BEGIN; SELECT 1;")
+        .assert()
+        .code(1)
+        .stderr(contains("transactions are refused in a read-only shell"));
+    sql(&home)
+        .args(["--write", "BEGIN; UPDATE kv_store SET value = '2'; COMMIT;"])
+        .assert()
+        .success();
 }
 
 #[test]

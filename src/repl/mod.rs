@@ -248,6 +248,16 @@ impl Shell {
     fn run_one(&mut self, sql: &str, args: &[String], out: &mut dyn Write) -> Result<()> {
         let started = Instant::now();
         let rs = query(&self.conn, sql, args)?;
+        // A read-only shell (the one kept on a live session) holds no transaction between
+        // statements: an open read transaction would keep the session's WAL from being
+        // recycled for as long as the shell sits at its prompt.
+        if self._guard.is_some() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            anyhow::bail!(
+                "transactions are refused in a read-only shell: it runs each statement on its \
+                 own so it never holds the live session's WAL (use --write for transactions)"
+            );
+        }
         let mut text = String::new();
         if !rs.columns.is_empty() {
             // Tables fit the terminal only when they are printed on it.
