@@ -144,6 +144,25 @@ fn file_type(kind: FileKind) -> FileType {
     }
 }
 
+/// The reply to a lookup of a name that does not exist: node id 0 makes it a negative entry.
+const NEGATIVE_ENTRY: FileAttr = FileAttr {
+    ino: INodeNo(0),
+    size: 0,
+    blocks: 0,
+    atime: UNIX_EPOCH,
+    mtime: UNIX_EPOCH,
+    ctime: UNIX_EPOCH,
+    crtime: UNIX_EPOCH,
+    kind: FileType::RegularFile,
+    perm: 0,
+    nlink: 0,
+    uid: 0,
+    gid: 0,
+    rdev: 0,
+    blksize: 4096,
+    flags: 0,
+};
+
 fn file_attr(a: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino.0),
@@ -231,6 +250,12 @@ impl Filesystem for AgentFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(Ino(parent.0), name.as_bytes()) {
             Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
+            // A negative entry: the kernel remembers the name is absent for the TTL, so
+            // builds and tools probing for files that are not there (include paths, make's
+            // implicit rules, .gitignore in every directory) ask once. Creations through this
+            // mount update the kernel's cache; the journal watcher invalidates names other
+            // processes create.
+            Err(VfsError::NotFound) => reply.entry(&self.ttl, &NEGATIVE_ENTRY, Generation(0)),
             Err(e) => reply.error(errno("lookup", parent.0, e)),
         }
     }
