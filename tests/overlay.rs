@@ -421,18 +421,7 @@ fn tools_that_copy_permissions_keep_the_modes() {
     let o = Overlay::new(&[]);
     let mode = |rel: &str| fs::metadata(o.p(rel)).unwrap().permissions().mode() & 0o7777;
     fs::set_permissions(o.p("README"), fs::Permissions::from_mode(0o751)).unwrap();
-    let sh = |script: &str| {
-        let out = Command::new("sh")
-            .args(["-c", script])
-            .current_dir(&o.mnt)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let sh = |script: &str| common::sh_in(&o.mnt, script);
     sh("cp -a README copied && mv docs/a.md moved.md && sed -i s/A/B/ moved.md");
     assert_eq!(mode("copied"), 0o751);
     assert_eq!(mode("moved.md"), 0o644);

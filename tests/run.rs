@@ -2,9 +2,8 @@
 //! session's shared FUSE mount, checked from outside (the host tree, the session database).
 //! The test trees live under /var/tmp, not /tmp: inside a sandbox /tmp is the session's own.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -66,7 +65,7 @@ impl Project {
     fn run(&self, args: &[&str]) -> Output {
         let mut all = vec!["run"];
         all.extend_from_slice(args);
-        output_within(self.command(&all), Duration::from_secs(120))
+        common::output_within(self.command(&all), Duration::from_secs(120))
     }
 
     fn spawn_sh(&self, script: &str) -> Child {
@@ -111,27 +110,6 @@ impl Drop for Project {
     }
 }
 
-/// Runs `cmd` to completion, killing it if it takes longer than `limit` (a hung sandbox
-/// fails the test instead of hanging CI).
-fn output_within(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        if rx.recv_timeout(limit).is_err() {
-            // SAFETY: plain kill(2).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = tx.send(());
-    out
-}
-
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -147,38 +125,10 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Every path under `dir` with its mode and content (or symlink target).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let content = if m.file_type().is_symlink() {
-                fs::read_link(&p)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else if m.is_dir() {
-                stack.push(p.clone());
-                Vec::new()
-            } else {
-                fs::read(&p).unwrap()
-            };
-            out.insert(
-                p.strip_prefix(dir).unwrap().to_path_buf(),
-                (m.mode(), content),
-            );
-        }
-    }
-    out
-}
-
 #[test]
 fn changes_land_in_the_session_and_never_in_the_project() {
     let p = Project::new();
-    let before = snapshot(&p.proj());
+    let before = common::tree_snapshot(&p.proj());
     let out = p.sh(
         "set -e; echo changed >> README; rm doomed.txt; echo new > created.txt; \
          mkdir -p docs && mv src/main.rs docs/main.rs; chmod 600 bin.dat; \
@@ -191,7 +141,7 @@ fn changes_land_in_the_session_and_never_in_the_project() {
         "AGENTFS_SESSION and the working directory inside"
     );
     assert_eq!(
-        snapshot(&p.proj()),
+        common::tree_snapshot(&p.proj()),
         before,
         "the project directory was modified"
     );
@@ -480,10 +430,10 @@ fn a_runner_killed_with_sigkill_leaves_nothing_stuck() {
 #[test]
 fn exec_runs_in_the_mount_without_the_read_only_sandbox() {
     let p = Project::new();
-    let before = snapshot(&p.proj());
+    let before = common::tree_snapshot(&p.proj());
     let outside = p.top().join("outside.txt");
     // exec needs an existing session.
-    let out = output_within(
+    let out = common::output_within(
         p.command(&["exec", "nope", "true"]),
         Duration::from_secs(60),
     );
@@ -494,7 +444,7 @@ fn exec_runs_in_the_mount_without_the_read_only_sandbox() {
         text(&out.stderr)
     );
     assert!(p.sh("true").status.success());
-    let out = output_within(
+    let out = common::output_within(
         p.command(&[
             "exec",
             "s",
@@ -512,7 +462,7 @@ fn exec_runs_in_the_mount_without_the_read_only_sandbox() {
     );
     assert_eq!(fs::read_to_string(&outside).unwrap(), "o\n");
     assert_eq!(p.agentfs(&["fs", "s", "cat", "/e.txt"]), "e\n");
-    assert_eq!(snapshot(&p.proj()), before);
+    assert_eq!(common::tree_snapshot(&p.proj()), before);
     p.wait_unmounted();
 }
 
@@ -587,7 +537,7 @@ fn a_normal_user_runs_in_a_user_namespace() {
     for f in ["README", "src/main.rs", "doomed.txt", "bin.dat"] {
         std::os::unix::fs::chown(p.proj().join(f), Some(65534), Some(65534)).unwrap();
     }
-    let before = snapshot(&p.proj());
+    let before = common::tree_snapshot(&p.proj());
     let mut cmd = Command::new("setpriv");
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
         .args(["run", "-q", "--session", "s", "--", "sh", "-c"])
@@ -598,7 +548,7 @@ fn a_normal_user_runs_in_a_user_namespace() {
         .current_dir(p.proj())
         .env("AGENTFS_HOME", p.home())
         .env("HOME", p.home());
-    let out = output_within(cmd, Duration::from_secs(120));
+    let out = common::output_within(cmd, Duration::from_secs(120));
     let stdout = text(&out.stdout);
     assert!(
         stdout.starts_with("65534\nread me\nmine\n"),
@@ -606,7 +556,7 @@ fn a_normal_user_runs_in_a_user_namespace() {
         text(&out.stderr)
     );
     assert!(stdout.contains("Read-only file system"), "{stdout}");
-    assert_eq!(snapshot(&p.proj()), before);
+    assert_eq!(common::tree_snapshot(&p.proj()), before);
     p.wait_unmounted();
 }
 
@@ -732,7 +682,7 @@ fn apply_refuses_while_a_runner_is_live() {
     wait_for("the command to start", || {
         p.run_mount().join("up.txt").exists()
     });
-    let out = output_within(p.command(&["apply", "s"]), Duration::from_secs(60));
+    let out = common::output_within(p.command(&["apply", "s"]), Duration::from_secs(60));
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("is in use (runner 1 (pid "), "{err}");
@@ -740,7 +690,7 @@ fn apply_refuses_while_a_runner_is_live() {
     child.kill().unwrap();
     child.wait().unwrap();
     p.wait_unmounted();
-    let out = output_within(p.command(&["apply", "s"]), Duration::from_secs(60));
+    let out = common::output_within(p.command(&["apply", "s"]), Duration::from_secs(60));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(fs::read_to_string(p.proj().join("up.txt")).unwrap(), "x\n");
 }
@@ -763,7 +713,7 @@ fn several_runners_write_at_once_while_sql_reads() {
     let mut pending = runners;
     let mut done = Vec::new();
     while !pending.is_empty() {
-        let out = output_within(
+        let out = common::output_within(
             p.command(&["sql", "s", "SELECT count(*), max(seq) FROM fs_change"]),
             Duration::from_secs(60),
         );
@@ -808,6 +758,6 @@ fn several_runners_write_at_once_while_sql_reads() {
         ),
         "0"
     );
-    let fsck = output_within(p.command(&["fsck", "s"]), Duration::from_secs(60));
+    let fsck = common::output_within(p.command(&["fsck", "s"]), Duration::from_secs(60));
     assert!(fsck.status.success(), "{}", text(&fsck.stdout));
 }

@@ -2,11 +2,9 @@
 //! project directory on the host exactly as it was and the results in the session.
 //! (Their speed against the plain directory is measured by tests/bench/run.sh.)
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
@@ -44,7 +42,7 @@ impl Work {
             .env("AGENTFS_HOME", self.home())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let out = output_within(cmd, Duration::from_secs(300));
+        let out = common::output_within(cmd, Duration::from_secs(300));
         assert!(
             out.status.success(),
             "{script}\nstdout: {}\nstderr: {}",
@@ -79,69 +77,12 @@ impl Drop for Work {
     }
 }
 
-fn output_within(cmd: Command, limit: Duration) -> Output {
-    let mut cmd = cmd;
-    let child = cmd.spawn().unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if rx.recv_timeout(limit).is_err() {
-            // SAFETY: plain kill(2).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = tx.send(());
-    out
-}
-
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, u64, Vec<u8>)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let content = if m.file_type().is_symlink() {
-                fs::read_link(&p)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else if m.is_dir() {
-                stack.push(p.clone());
-                Vec::new()
-            } else {
-                fs::read(&p).unwrap()
-            };
-            let mtime = if m.is_dir() { 0 } else { m.mtime() as u64 };
-            out.insert(
-                p.strip_prefix(dir).unwrap().to_path_buf(),
-                (m.mode(), mtime, content),
-            );
-        }
-    }
-    out
-}
-
-fn host(dir: &Path, script: &str) {
-    let out = Command::new("sh")
-        .args(["-c", script])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 const GIT_ID: &str = "git -c user.name=t -c user.email=t@example.com";
 
 #[test]
 fn git_status_commit_branch_checkout_stash() {
     let w = Work::new();
-    host(
+    common::sh_in(
         &w.proj(),
         &format!(
             "git init -q -b main && mkdir src && for i in $(seq 1 50); do echo \"line $i\" > src/f$i.txt; done \
@@ -150,7 +91,7 @@ fn git_status_commit_branch_checkout_stash() {
     );
     // (The files are older than the index, so git finds no racily-clean entries to re-check,
     // which would rewrite the index on any filesystem.)
-    let before = snapshot(&w.proj());
+    let before = common::tree_snapshot(&w.proj());
     // Right after the session starts the tree is clean, and reading it copied nothing.
     assert_eq!(w.sh("git status --porcelain"), "");
     assert_eq!(
@@ -174,7 +115,11 @@ fn git_status_commit_branch_checkout_stash() {
          git stash list | wc -l; git branch --list | wc -l"
     ));
     assert_eq!(log, "2\n1\n2\n");
-    assert_eq!(snapshot(&w.proj()), before, "the host repository changed");
+    assert_eq!(
+        common::tree_snapshot(&w.proj()),
+        before,
+        "the host repository changed"
+    );
     w.wait_unmounted();
     assert_eq!(
         w.agentfs(&["fs", "s", "cat", "/src/f1.txt"]),
@@ -185,26 +130,26 @@ fn git_status_commit_branch_checkout_stash() {
 #[test]
 fn make_and_cargo_build_inside() {
     let w = Work::new();
-    host(
+    common::sh_in(
         &w.proj(),
         "mkdir -p c src && printf '#include <stdio.h>\\nint main(void){puts(\"made\");return 0;}\\n' > c/hello.c \
          && printf 'out/hello: c/hello.c\\n\\tmkdir -p out && cc -o $@ $<\\n' > Makefile \
          && printf '[package]\\nname = \"tiny\"\\nversion = \"0.1.0\"\\nedition = \"2021\"\\n' > Cargo.toml \
          && echo 'fn main() { println!(\"built\"); }' > src/main.rs",
     );
-    let before = snapshot(&w.proj());
+    let before = common::tree_snapshot(&w.proj());
     assert_eq!(w.sh("make -s && ./out/hello"), "made\n");
     // Nothing to do the second time: make sees the target newer than its source.
     assert_eq!(w.sh("make"), "make: 'out/hello' is up to date.\n");
     let built = w.sh("cargo build --offline -q && ./target/debug/tiny");
     assert_eq!(built, "built\n");
-    assert_eq!(snapshot(&w.proj()), before);
+    assert_eq!(common::tree_snapshot(&w.proj()), before);
 }
 
 #[test]
 fn untar_thousands_of_files_like_a_package_install() {
     let w = Work::new();
-    host(&w.proj(), "echo '{}' > package.json");
+    common::sh_in(&w.proj(), "echo '{}' > package.json");
     let pkg = w.top.path().join("pkg");
     for d in 0..60 {
         let dir = pkg.join(format!("mod{d}/lib"));
@@ -217,8 +162,8 @@ fn untar_thousands_of_files_like_a_package_install() {
             .unwrap();
         }
     }
-    host(w.top.path(), "tar -cf pkg.tar -C pkg . && rm -rf pkg");
-    let before = snapshot(&w.proj());
+    common::sh_in(w.top.path(), "tar -cf pkg.tar -C pkg . && rm -rf pkg");
+    let before = common::tree_snapshot(&w.proj());
     let tar = w.top.path().join("pkg.tar");
     let out = w.sh(&format!(
         "mkdir node_modules && tar -xf {} -C node_modules && find node_modules -type f | wc -l \
@@ -226,5 +171,5 @@ fn untar_thousands_of_files_like_a_package_install() {
         tar.display()
     ));
     assert_eq!(out, "3000\nmodule.exports = 7*3;\n2950\n");
-    assert_eq!(snapshot(&w.proj()), before);
+    assert_eq!(common::tree_snapshot(&w.proj()), before);
 }

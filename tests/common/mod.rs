@@ -46,3 +46,70 @@ impl Drop for Unmount {
         }
     }
 }
+
+/// Every path under `dir` with its mode, mtime (0 for directories, whose mtime reading
+/// changes) and content (a symlink's target): equal snapshots mean an untouched tree.
+pub fn tree_snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, (u32, i64, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let content = if m.file_type().is_symlink() {
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                Vec::new()
+            } else {
+                std::fs::read(&p).unwrap()
+            };
+            let mtime = if m.is_dir() { 0 } else { m.mtime() };
+            out.insert(
+                p.strip_prefix(dir).unwrap().to_path_buf(),
+                (m.mode(), mtime, content),
+            );
+        }
+    }
+    out
+}
+
+/// Runs `cmd` to completion with its output captured, killing it after `limit` (a hung
+/// sandbox or mount fails the test instead of hanging CI).
+pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(limit).is_err() {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = tx.send(());
+    out
+}
+
+/// Runs `sh -c script` in `dir` and asserts that it succeeded.
+pub fn sh_in(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
