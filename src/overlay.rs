@@ -490,17 +490,11 @@ impl Overlay {
                 None
             };
             // A large file is copied up partially: its bytes stay in the base until they
-            // change, so editing a little of it costs little. Its hash is still taken now,
-            // for diffs and for `apply` to notice host edits.
+            // change, so editing a little of it costs little. Nor is it read to be hashed:
+            // its recorded size and mtime (which the base must keep) identify it.
             let partial = kind == FileKind::File
                 && (reason == CopyFor::Metadata || md.size() >= PARTIAL_COPY_UP_MIN);
-            let backed_by_base = if partial {
-                let mut hasher = blake3::Hasher::new();
-                hasher.update_mmap_rayon(self.host(cur)).map_err(io_err)?;
-                Some(*hasher.finalize().as_bytes())
-            } else {
-                None
-            };
+            let backed_by_base = partial;
             let mut file = if kind == FileKind::File && !partial {
                 Some(File::open(self.host(cur)).map_err(io_err)?)
             } else {

@@ -558,3 +558,42 @@ fn inode_numbers_apply_frees_do_not_alias_the_entries_it_creates() {
     assert_eq!(env.diff(), "");
     assert_eq!(env.sql("SELECT count(*) FROM fs_origin"), "count(*)\n0\n");
 }
+
+#[test]
+fn files_copied_up_without_their_bytes_are_checked_by_size_and_mtime() {
+    // chmod copies no bytes and records no hash: the base file's size and mtime identify it.
+    let env = Env::new(&[("tool.sh", b"echo hi\n"), ("other.sh", b"echo other\n")]);
+    env.mount();
+    fs::set_permissions(env.p("tool.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(env.p("other.sh"), fs::Permissions::from_mode(0o700)).unwrap();
+    env.umount();
+    assert_eq!(env.sql("SELECT count(*) FROM fs_data"), "count(*)\n0\n");
+    // The host rewrites one of them (same size, later mtime) after the chmod.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(env.base().join("other.sh"), "echo OTHER\n").unwrap();
+    let out = env.run(&["apply", "s"]);
+    assert!(!out.status.success());
+    assert_eq!(stdout(&out), "M /tool.sh\n");
+    assert!(
+        stderr(&out).contains("conflict: /other.sh: changed on the host"),
+        "{}",
+        stderr(&out)
+    );
+    let mode = |p: &str| {
+        fs::metadata(env.base().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("tool.sh"), 0o755);
+    assert_eq!(mode("other.sh"), 0o644);
+    assert_eq!(
+        fs::read_to_string(env.base().join("tool.sh")).unwrap(),
+        "echo hi\n"
+    );
+    assert_eq!(
+        fs::read_to_string(env.base().join("other.sh")).unwrap(),
+        "echo OTHER\n"
+    );
+}

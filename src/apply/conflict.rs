@@ -32,7 +32,11 @@ impl std::fmt::Display for Conflict {
 /// What the base had at a path when the session copied it up.
 struct Identity {
     size: u64,
+    /// None for a partially copied-up file (and for non-files): then its size and mtime
+    /// identify the base file.
     blake3: Option<Vec<u8>>,
+    mtime_ns: i64,
+    is_file: bool,
 }
 
 /// What the session knows about the base paths of a plan, read once.
@@ -51,17 +55,22 @@ impl Checker {
             .collect();
         let mut identities = HashMap::new();
         // Oldest first, so the newest copy of a path wins.
-        let mut stmt =
-            conn.prepare("SELECT base_path, size, blake3 FROM fs_base_identity ORDER BY ino")?;
+        let mut stmt = conn.prepare(
+            "SELECT b.base_path, b.size, b.blake3, b.mtime_ns, \
+                 (i.mode & 61440) = 32768 OR (b.mode & 61440) = 32768 \
+                 FROM fs_base_identity b LEFT JOIN fs_inode i ON i.ino = b.ino ORDER BY b.ino",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 names::from_sql(r.get_ref(0)?)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<bool>>(4)?.unwrap_or(false),
             ))
         })?;
         for row in rows {
-            let (path, size, blake3) = row?;
+            let (path, size, blake3, mtime_ns, is_file) = row?;
             let path = String::from_utf8_lossy(&path).into_owned();
             if wanted.contains(&path) {
                 identities.insert(
@@ -69,6 +78,8 @@ impl Checker {
                     Identity {
                         size: size as u64,
                         blake3,
+                        mtime_ns,
+                        is_file,
                     },
                 );
             }
@@ -130,9 +141,17 @@ impl Checker {
             let same = match now {
                 // Gone already: fine if the session removes it too.
                 Entry::Missing => removing,
-                Entry::File { size, blake3, .. } => {
-                    *size == id.size && id.blake3.as_deref() == Some(&blake3[..])
-                }
+                Entry::File { size, blake3, .. } => match &id.blake3 {
+                    Some(h) => *size == id.size && h[..] == blake3[..],
+                    None if id.is_file => {
+                        use std::os::unix::fs::MetadataExt;
+                        *size == id.size
+                            && base.metadata(path)?.is_some_and(|md| {
+                                md.mtime() * 1_000_000_000 + md.mtime_nsec() == id.mtime_ns
+                            })
+                    }
+                    None => false,
+                },
                 Entry::Symlink { target } => id.blake3.is_none() && target.len() as u64 == id.size,
                 Entry::Dir { .. } | Entry::Special { .. } => id.blake3.is_none(),
             };

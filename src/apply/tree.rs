@@ -200,11 +200,18 @@ impl SessionTree {
         Ok(match attr.kind {
             FileKind::File => {
                 let mut hasher = blake3::Hasher::new();
-                self.copy_to(&attr, &mut HashWriter(&mut hasher))?;
+                let blake3 = match self.copy_to(&attr, &mut HashWriter(&mut hasher)) {
+                    Ok(()) => *hasher.finalize().as_bytes(),
+                    // Copied up without its bytes, and the host changed the base file since:
+                    // the session's bytes are gone. An impossible hash makes the path differ
+                    // from the base; the conflict check then reports the host's change.
+                    Err(ApplyError::Vfs(VfsError::BaseRead(_))) => [0u8; 32],
+                    Err(e) => return Err(e),
+                };
                 Entry::File {
                     perm: attr.perm,
                     size: attr.size,
-                    blake3: *hasher.finalize().as_bytes(),
+                    blake3,
                 }
             }
             FileKind::Dir => Entry::Dir { perm: attr.perm },

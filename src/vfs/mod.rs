@@ -520,9 +520,8 @@ impl Vfs {
             hash = Some(*hasher.finalize().as_bytes());
             tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
                 .execute(params![ino.0 as i64, size as i64])?;
-        } else if let Some(h) = c.backed_by_base {
+        } else if c.backed_by_base {
             // Partial copy-up: no bytes now; they stay in the base until they change.
-            hash = Some(h);
             tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
                 .execute(params![ino.0 as i64, c.size as i64])?;
             tx.prepare_cached("INSERT INTO fs_base_backing (ino, valid_len) VALUES (?1, ?2)")?

@@ -191,7 +191,7 @@ pub struct CopyUp<'a> {
     pub base_path: &'a [u8],
     /// The base entry's size (its identity, with `mtime` and the hash of the bytes read).
     pub size: u64,
-    /// Partial copy-up (with `data` None): the blake3 of the base file, whose bytes stay
-    /// in the base until they change (`fs_base_backing`).
-    pub backed_by_base: Option<[u8; 32]>,
+    /// Partial copy-up (with `data` None): the base file's bytes stay in the base until
+    /// they change (`fs_base_backing`); no hash is recorded (size and mtime identify it).
+    pub backed_by_base: bool,
 }
