@@ -1081,17 +1081,20 @@ fn gc(older_than: &str, dry_run: bool) -> Result<ExitCode> {
             eprintln!("keeping {id}: mounted at {}", point.display());
             continue;
         }
+        // A runner can sit for long without changing anything (an agent waiting for input).
+        let live = agentfs::store::Store::open(&r.path, OpenMode::Existing)
+            .ok()
+            .and_then(|s| agentfs::runners::live(&s.conn).ok())
+            .map_or(0, |l| l.len());
+        if live > 0 {
+            eprintln!("keeping {id}: {live} live runner(s)");
+            continue;
+        }
         if dry_run {
             println!("{id}");
             continue;
         }
-        for f in r.files() {
-            match std::fs::remove_file(&f) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(anyhow!(e).context(format!("cannot remove {}", f.display()))),
-            }
-        }
+        remove_session_files(&r)?;
         println!("{id}");
         removed += 1;
     }
@@ -1205,6 +1208,13 @@ fn rm(arg: &str) -> Result<ExitCode> {
         );
     }
     drop(vfs);
+    remove_session_files(&r)?;
+    eprintln!("removed session {}", r.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes a session: its run directory (private /tmp, mount point), database and WAL files.
+fn remove_session_files(r: &SessionRef) -> Result<()> {
     let run_dir = session::run_dir(&r.path);
     if run_dir.exists() {
         std::fs::remove_dir_all(&run_dir)
@@ -1217,8 +1227,7 @@ fn rm(arg: &str) -> Result<ExitCode> {
             Err(e) => return Err(anyhow!(e).context(format!("cannot remove {}", f.display()))),
         }
     }
-    eprintln!("removed session {}", r.id);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 // ----- fs ---------------------------------------------------------------------------------

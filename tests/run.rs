@@ -761,3 +761,33 @@ fn several_runners_write_at_once_while_sql_reads() {
     let fsck = common::output_within(p.command(&["fsck", "s"]), Duration::from_secs(60));
     assert!(fsck.status.success(), "{}", text(&fsck.stdout));
 }
+
+#[test]
+fn rm_waits_for_runners_and_removes_the_run_directory() {
+    let p = Project::new();
+    let mut child = p.spawn_sh("echo x > l.tmp; mv l.tmp live; sleep 600");
+    wait_for("the command to start", || {
+        p.run_mount().join("live").exists()
+    });
+    for args in [&["rm", "s"][..], &["gc", "--older-than", "0s"][..]] {
+        let out = common::output_within(p.command(args), Duration::from_secs(60));
+        assert!(
+            p.home().join("s.db").exists(),
+            "{args:?} removed a live session"
+        );
+        assert!(
+            text(&out.stderr).contains("mounted at"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    p.wait_unmounted();
+    p.agentfs(&["rm", "s"]);
+    assert!(!p.home().join("s.db").exists());
+    assert!(
+        !p.home().join("s.db.run").exists(),
+        "the run directory was left"
+    );
+}
