@@ -162,22 +162,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     let cwd = std::env::current_dir()
         .and_then(std::fs::canonicalize)
         .context("cannot read the current directory")?;
-    let (r, existed) = open_or_create(opts, &cwd)?;
-    let store = Store::open(&r.path, OpenMode::Existing)?;
-    let base = store.base_path()?.ok_or_else(|| {
-        anyhow!(
-            "session {} has no base directory; `agentfs run` makes sessions over the current \
-             directory (or create one with `agentfs init ID --base DIR`)",
-            r.id
-        )
-    })?;
-    if !base.is_dir() {
-        bail!(
-            "the base directory of session {}, {}, is missing; restore it or start a new session",
-            r.id,
-            base.display()
-        );
-    }
+    // Bad arguments are found before a session is made for them.
     let mut allow = if opts.default_allows && !opts.exec {
         std::env::var_os("HOME")
             .map(|h| default_allows(Path::new(&h)))
@@ -196,6 +181,22 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         opts.command.clone()
     };
 
+    let (r, existed) = open_or_create(opts, &cwd)?;
+    let store = Store::open(&r.path, OpenMode::Existing)?;
+    let base = store.base_path()?.ok_or_else(|| {
+        anyhow!(
+            "session {} has no base directory; `agentfs run` makes sessions over the current \
+             directory (or create one with `agentfs init ID --base DIR`)",
+            r.id
+        )
+    })?;
+    if !base.is_dir() {
+        bail!(
+            "the base directory of session {}, {}, is missing; restore it or start a new session",
+            r.id,
+            base.display()
+        );
+    }
     let run_dir = session::run_dir(&r.path);
     prepare_run_dir(&run_dir)?;
     let lock_path = run_dir.join("lock");
