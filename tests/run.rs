@@ -292,6 +292,18 @@ fn allowed_paths_are_written_directly() {
         "{}",
         text(&out.stderr)
     );
+    // ... before any session is made for it.
+    let out = p.run(&[
+        "-q",
+        "--session",
+        "fresh",
+        "--allow",
+        "/no/such/dir",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!p.home().join("fresh.db").exists());
 }
 
 #[test]
