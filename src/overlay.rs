@@ -25,6 +25,12 @@ use crate::vfs::{
 /// Marks node ids of inodes created in the session (not from the base).
 pub const DELTA_NODE: u64 = 1 << 62;
 
+/// Marks node ids of base entries whose host inode number a copied-up entry elsewhere still
+/// claims (through `fs_origin`): a hard link to a copied file in the base, or a number the host
+/// freed (deleting or replacing the copied file) and gave to a new file. Without it the kernel
+/// would take the two for one inode and show the session's copy at the new file's name.
+pub const BASE_ALIAS: u64 = 1 << 61;
+
 /// One entry of a merged directory listing.
 #[derive(Debug, Clone)]
 pub struct OverlayEntry {
@@ -72,6 +78,9 @@ pub struct Overlay {
     origins: Mutex<HashMap<Ino, Option<u64>>>,
     /// Directory snapshots for readdir, per open directory handle (taken at first use).
     listings: Mutex<HashMap<u64, Option<Arc<[OverlayEntry]>>>>,
+    /// Host inode numbers that delta entries were copied from (`fs_origin`), read once and
+    /// kept up to date by copy-ups here; dropped when another process changes the session.
+    claimed: Mutex<Option<Arc<HashSet<u64>>>>,
 }
 
 /// Why an entry is copied up: a change of its bytes, or of its metadata or name only (which
@@ -145,6 +154,7 @@ impl Overlay {
             next_fh: Mutex::new(1),
             origins: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
+            claimed: Mutex::new(None),
         }
     }
 
@@ -181,11 +191,47 @@ impl Overlay {
         }
     }
 
-    fn remember(&self, md: &std::fs::Metadata, entry: BaseEntry) {
+    /// Records a base entry found by lookup or listing; returns its attributes under the
+    /// node id it gets (its host inode number, marked if a copied-up entry claims that).
+    fn remember(&self, md: &std::fs::Metadata, entry: BaseEntry) -> VfsResult<Attr> {
+        let node = if self.claimed()?.contains(&md.ino()) {
+            md.ino() | BASE_ALIAS
+        } else {
+            md.ino()
+        };
         self.base_paths
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(md.ino(), entry);
+            .insert(node, entry);
+        let mut attr = base_attr(md);
+        attr.ino = Ino(node);
+        Ok(attr)
+    }
+
+    fn claimed(&self) -> VfsResult<Arc<HashSet<u64>>> {
+        let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = claimed.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(self.vfs.origin_base_inos()?);
+        *claimed = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Forgets what was read of the session's origins (another process changed it).
+    pub fn forget_claims(&self) {
+        *self.claimed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn add_claim(&self, base_ino: u64) {
+        if let Some(c) = self
+            .claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            Arc::make_mut(c).insert(base_ino);
+        }
     }
 
     fn resolve(&self, node: Ino) -> VfsResult<Node> {
@@ -196,7 +242,9 @@ impl Overlay {
             return Ok(Node::Delta(Ino(node.0 & !DELTA_NODE)));
         }
         let base_ino = node.0;
-        if let Some(d) = self.vfs.delta_of_base(base_ino)? {
+        if node.0 & BASE_ALIAS == 0
+            && let Some(d) = self.vfs.delta_of_base(base_ino)?
+        {
             return Ok(Node::Delta(d));
         }
         let path = self
@@ -289,17 +337,14 @@ impl Overlay {
             return Err(VfsError::NotFound);
         }
         match self.base_stat(&path)? {
-            Some(md) => {
-                self.remember(
-                    &md,
-                    BaseEntry {
-                        path,
-                        parent,
-                        name: name.to_vec(),
-                    },
-                );
-                Ok(base_attr(&md))
-            }
+            Some(md) => self.remember(
+                &md,
+                BaseEntry {
+                    path,
+                    parent,
+                    name: name.to_vec(),
+                },
+            ),
             None => Err(VfsError::NotFound),
         }
     }
@@ -309,7 +354,10 @@ impl Overlay {
             Node::Delta(d) => self.delta_attr(self.vfs.getattr(d)?),
             Node::Base(b) => self
                 .base_stat(&b.path)?
-                .map(|md| base_attr(&md))
+                .map(|md| Attr {
+                    ino,
+                    ..base_attr(&md)
+                })
                 .ok_or(VfsError::NotFound),
         }
     }
@@ -379,18 +427,15 @@ impl Overlay {
                 }
                 let path = join(&dir_path, &name);
                 if let Some(md) = self.base_stat(&path)? {
-                    self.remember(
+                    let attr = self.remember(
                         &md,
                         BaseEntry {
                             path,
                             parent: dir,
                             name: name.clone(),
                         },
-                    );
-                    base_entries.push(OverlayEntry {
-                        name,
-                        attr: base_attr(&md),
-                    });
+                    )?;
+                    base_entries.push(OverlayEntry { name, attr });
                 }
             }
             base_entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -519,6 +564,7 @@ impl Overlay {
                     backed_by_base,
                 },
             )?;
+            self.add_claim(md.ino());
             Ok(attr.ino)
         }
     }

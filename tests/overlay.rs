@@ -635,3 +635,29 @@ fn metadata_changes_and_renames_copy_no_bytes() {
     );
     o.umount();
 }
+
+#[test]
+fn a_base_file_sharing_the_inode_number_of_a_copied_one_stays_itself() {
+    // Two names of one base inode (a hard link in the base; a host that frees a copied
+    // file's inode number and gives it to a new file looks the same to the session).
+    let o = Overlay::new(&[]);
+    o.umount();
+    fs::hard_link(o.base().join("README"), o.base().join("README.link")).unwrap();
+    o.agentfs(&["mount", "s", o.mnt.to_str().unwrap()]);
+    let check = |o: &Overlay| {
+        assert_eq!(fs::read_to_string(o.p("README")).unwrap(), "session copy\n");
+        assert_eq!(fs::read_to_string(o.p("README.link")).unwrap(), "read me\n");
+    };
+    // Looked up after the copy-up, in this mount and in a fresh one.
+    fs::write(o.p("README"), "session copy\n").unwrap();
+    check(&o);
+    o.umount();
+    o.agentfs(&["mount", "s", o.mnt.to_str().unwrap()]);
+    let _ = fs::read_dir(&o.mnt).unwrap().count();
+    check(&o);
+    o.umount();
+    assert_eq!(
+        fs::read_to_string(o.base().join("README.link")).unwrap(),
+        "read me\n"
+    );
+}

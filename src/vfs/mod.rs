@@ -11,7 +11,7 @@ pub mod pool;
 pub(crate) mod rows;
 pub mod types;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
@@ -556,6 +556,19 @@ impl Vfs {
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
         Ok(attr)
+    }
+
+    /// Every base inode number some delta entry was copied up from.
+    pub fn origin_base_inos(&self) -> VfsResult<HashSet<u64>> {
+        let store = self.store()?;
+        let mut stmt = store
+            .conn
+            .prepare_cached("SELECT base_ino FROM fs_origin")?;
+        let inos = stmt
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .map(|r| r.map(|i| i as u64))
+            .collect::<Result<HashSet<u64>, _>>()?;
+        Ok(inos)
     }
 
     /// The delta inode copied up from base inode `base_ino`, if any.
