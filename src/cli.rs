@@ -22,7 +22,8 @@ use agentfs::vfs::{Attr, Creds, FileKind, Ino, Vfs, VfsError};
 Every command that takes a SESSION accepts an id or a path to a .db file.
 
 Examples:
-  agentfs init demo --base .
+  agentfs run --session demo bash
+  agentfs diff demo
   agentfs fs demo write /notes.txt --data 'hello'
   agentfs fs demo tree /
   agentfs sessions"
@@ -106,7 +107,8 @@ Examples:
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
     },
-    /// List sessions: id, base directory, size on disk, created, last change.
+    /// List sessions: id, base directory, size on disk, created, last change, live runners,
+    /// where mounted.
     Sessions,
     /// Look at or change files inside a session, without mounting it.
     Fs {
@@ -302,7 +304,8 @@ safe while the session is mounted."
         /// Session id or path to a .db file.
         session: String,
     },
-    /// Delete sessions whose last change is older than a duration (never a mounted one).
+    /// Delete sessions whose last change is older than a duration (never a live or mounted
+    /// one).
     Gc {
         /// Age, like 30m, 12h, 7d or "2weeks".
         #[arg(long, value_name = "DURATION")]
