@@ -377,8 +377,8 @@ fn watch_foreign_changes(
 /// have it cached, which is fine.
 fn invalidate(overlay: &Overlay, notifier: &fuser::Notifier, row: &crate::vfs::JournalRow) {
     let vfs = overlay.vfs();
-    // It may have copied entries up (or `apply` re-based them).
-    overlay.forget_claims();
+    // It may have copied entries up, whited paths out (or `apply` re-based them).
+    overlay.forget_cached_rows();
     if let Some(ino) = row.ino {
         let _ = notifier.inval_inode(fuser::INodeNo(overlay.node_id(ino).0), 0, 0);
     }

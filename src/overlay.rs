@@ -81,6 +81,9 @@ pub struct Overlay {
     /// Host inode numbers that delta entries were copied from (`fs_origin`), read once and
     /// kept up to date by copy-ups here; dropped when another process changes the session.
     claimed: Mutex<Option<Arc<HashSet<u64>>>>,
+    /// The whited-out base paths (`fs_whiteout`), the same way: a lookup of a base entry
+    /// then asks no query.
+    whiteouts: Mutex<Option<HashSet<Vec<u8>>>>,
 }
 
 /// Why an entry is copied up: a change of its bytes, or of its metadata or name only (which
@@ -155,6 +158,7 @@ impl Overlay {
             origins: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
             claimed: Mutex::new(None),
+            whiteouts: Mutex::new(None),
         }
     }
 
@@ -218,9 +222,42 @@ impl Overlay {
         Ok(c)
     }
 
-    /// Forgets what was read of the session's origins (another process changed it).
-    pub fn forget_claims(&self) {
+    /// Forgets what was read of the session's origins and whiteouts (another process changed
+    /// the session).
+    pub fn forget_cached_rows(&self) {
         *self.claimed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.whiteouts.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Whether base path `path` is whited out.
+    fn whited_out(&self, path: &[u8]) -> VfsResult<bool> {
+        let mut cached = self.whiteouts.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.is_none() {
+            *cached = Some(self.vfs.all_whiteouts()?);
+        }
+        Ok(cached.as_ref().is_some_and(|w| w.contains(path)))
+    }
+
+    /// Records a whiteout change in the cache too (when it is loaded).
+    fn note_whiteout(&self, path: &[u8], on: bool) {
+        if let Some(w) = self
+            .whiteouts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            if on {
+                w.insert(path.to_vec());
+            } else {
+                w.remove(path);
+            }
+        }
+    }
+
+    fn set_whiteout(&self, path: &[u8], on: bool) -> VfsResult<()> {
+        self.vfs.set_whiteout(path, on)?;
+        self.note_whiteout(path, on);
+        Ok(())
     }
 
     fn add_claim(&self, base_ino: u64) {
@@ -243,6 +280,7 @@ impl Overlay {
         }
         let base_ino = node.0;
         if node.0 & BASE_ALIAS == 0
+            && self.claimed()?.contains(&base_ino)
             && let Some(d) = self.vfs.delta_of_base(base_ino)?
         {
             return Ok(Node::Delta(d));
@@ -333,7 +371,7 @@ impl Overlay {
             return Err(VfsError::NotFound);
         };
         let path = join(&dir_path, name);
-        if self.vfs.is_whiteout(&path)? {
+        if self.whited_out(&path)? {
             return Err(VfsError::NotFound);
         }
         match self.base_stat(&path)? {
@@ -590,9 +628,9 @@ impl Overlay {
             return Ok((d, false));
         };
         let path = join(&dir_path, name);
-        let was_whiteout = self.vfs.is_whiteout(&path)?;
+        let was_whiteout = self.whited_out(&path)?;
         if was_whiteout {
-            self.vfs.set_whiteout(&path, false)?;
+            self.set_whiteout(&path, false)?;
         }
         Ok((d, was_whiteout))
     }
@@ -698,11 +736,12 @@ impl Overlay {
             && self.base_stat(&path)?.is_some()
         {
             if journaled {
-                self.vfs.set_whiteout(&path, true)?;
+                self.set_whiteout(&path, true)?;
             } else {
                 let op = if dir { "rmdir" } else { "unlink" };
                 let shown_at = join(&self.path_of(&parent_node)?, name);
                 self.vfs.delete_base_path(&path, &shown_at, op)?;
+                self.note_whiteout(&path, true);
             }
         }
         Ok(())
@@ -763,8 +802,8 @@ impl Overlay {
         let to_dir = self.copy_up(&new_parent_node)?;
         self.vfs.rename(from_dir, name, to_dir, new_name, flags)?;
         if let Some(nb) = &new_base {
-            if self.vfs.is_whiteout(nb)? {
-                self.vfs.set_whiteout(nb, false)?;
+            if self.whited_out(nb)? {
+                self.set_whiteout(nb, false)?;
             }
             // A directory made in the session shows the base directory at its path; moved
             // over one, it must not show that one's children.
@@ -778,7 +817,7 @@ impl Overlay {
         if let Some(ob) = &old_base
             && self.base_stat(ob)?.is_some()
         {
-            self.vfs.set_whiteout(ob, true)?;
+            self.set_whiteout(ob, true)?;
         }
         Ok(())
     }

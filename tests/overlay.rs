@@ -661,3 +661,37 @@ fn a_base_file_sharing_the_inode_number_of_a_copied_one_stays_itself() {
         "read me\n"
     );
 }
+
+#[test]
+fn a_second_mount_sees_the_first_ones_deletions_and_copies() {
+    let o = Overlay::new(&[]);
+    let other = o.top.path().join("mnt2");
+    fs::create_dir(&other).unwrap();
+    o.agentfs(&["mount", "s", other.to_str().unwrap()]);
+    let _guard = common::Unmount(other.clone());
+    // Both have looked at the files (their caches hold the base's answers).
+    for m in [&o.mnt, &other] {
+        assert_eq!(fs::read_to_string(m.join("README")).unwrap(), "read me\n");
+        assert_eq!(
+            fs::read_to_string(m.join("src/main.rs")).unwrap(),
+            "fn main() {}\n"
+        );
+    }
+    fs::remove_file(other.join("README")).unwrap();
+    fs::write(other.join("src/main.rs"), "fn main() { other() }\n").unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let gone = !o.p("README").exists();
+        let copied = fs::read_to_string(o.p("src/main.rs")).unwrap() == "fn main() { other() }\n";
+        if gone && copied {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the first mount still shows the base (gone: {gone}, copied: {copied})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    o.agentfs(&["umount", other.to_str().unwrap()]);
+    o.umount();
+}

@@ -604,6 +604,16 @@ impl Vfs {
             .is_some())
     }
 
+    /// Every whited-out base path.
+    pub fn all_whiteouts(&self) -> VfsResult<HashSet<Vec<u8>>> {
+        let store = self.store()?;
+        let mut stmt = store.conn.prepare_cached("SELECT path FROM fs_whiteout")?;
+        let paths = stmt
+            .query_map([], |r| names::from_sql(r.get_ref(0)?))?
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok(paths)
+    }
+
     /// Names whited out directly under `dir_path`.
     pub fn whiteouts_in(&self, dir_path: &[u8]) -> VfsResult<std::collections::HashSet<Vec<u8>>> {
         let store = self.store()?;
