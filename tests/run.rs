@@ -803,3 +803,27 @@ fn rm_waits_for_runners_and_removes_the_run_directory() {
         "the run directory was left"
     );
 }
+
+#[test]
+fn an_interactive_bash_works_on_the_terminal() {
+    let p = Project::new();
+    let mut term = OnTerminal::spawn(p.command(&[
+        "run",
+        "-q",
+        "--session",
+        "s",
+        "--",
+        "bash",
+        "--norc",
+        "-i",
+    ]));
+    let mut seen = String::new();
+    // bash takes the terminal (its own process group, job control) and shows its prompt.
+    term.expect(&mut seen, "🤖 ");
+    term.send(b"echo inside-$((40+2)) && cat README && tty\r");
+    term.expect(&mut seen, "inside-42");
+    term.expect(&mut seen, "read me");
+    term.expect(&mut seen, "/dev/pts/");
+    term.send(b"exit 4\r");
+    assert_eq!(term.wait().code(), Some(4));
+}
