@@ -62,26 +62,38 @@ pub fn fuse_mount_at(dir: &Path) -> Option<FuseMount> {
             .unwrap_or_else(|_| dir.to_path_buf())
     });
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut found = None;
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let Some(mount_point) = left.split(' ').nth(4).map(unescape) else {
-            continue;
-        };
+    // The last mount on a directory is the visible one.
+    mountinfo(&info)
+        .filter(|m| m.point == dir)
+        .last()
+        .map(|m| FuseMount {
+            fstype: m.fstype,
+            source: m.source,
+        })
+        .filter(|m| m.fstype == "fuse" || m.fstype.starts_with("fuse."))
+}
+
+/// One line of /proc/self/mountinfo.
+pub(crate) struct MountInfoLine {
+    pub point: PathBuf,
+    pub fstype: String,
+    pub source: String,
+}
+
+/// The mounts listed in `info` (the text of /proc/self/mountinfo), in order.
+pub(crate) fn mountinfo(info: &str) -> impl Iterator<Item = MountInfoLine> + '_ {
+    info.lines().filter_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let point = PathBuf::from(unescape(left.split(' ').nth(4)?));
         let mut fields = right.split(' ');
-        let fstype = fields.next().unwrap_or_default();
+        let fstype = fields.next().unwrap_or_default().to_string();
         let source = fields.next().map(unescape).unwrap_or_default();
-        if Path::new(&mount_point) == dir {
-            // The last mount on a directory is the visible one.
-            found = Some(FuseMount {
-                fstype: fstype.to_string(),
-                source,
-            });
-        }
-    }
-    found.filter(|m| m.fstype == "fuse" || m.fstype.starts_with("fuse."))
+        Some(MountInfoLine {
+            point,
+            fstype,
+            source,
+        })
+    })
 }
 
 /// Mount points served by an agentfs daemon that has the database `db` open.
@@ -92,24 +104,18 @@ pub fn mounts_of(db: &Path) -> Vec<PathBuf> {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
-    let mut found = Vec::new();
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let source = right.split(' ').nth(1).map(unescape).unwrap_or_default();
-        let mount = FuseMount {
-            fstype: String::new(),
-            source,
-        };
-        let (Some(pid), Some(point)) = (mount.agentfs_pid(), left.split(' ').nth(4)) else {
-            continue;
-        };
-        if process_has_open(pid, &db) {
-            found.push(PathBuf::from(unescape(point)));
-        }
-    }
-    found
+    mountinfo(&info)
+        .filter(|m| {
+            let mount = FuseMount {
+                fstype: String::new(),
+                source: m.source.clone(),
+            };
+            mount
+                .agentfs_pid()
+                .is_some_and(|pid| process_has_open(pid, &db))
+        })
+        .map(|m| m.point)
+        .collect()
 }
 
 /// Whether process `pid` has `file` open (from /proc/PID/fd).
@@ -123,7 +129,7 @@ fn process_has_open(pid: u32, file: &Path) -> bool {
 }
 
 /// Undoes the octal escapes (`\040` for a space) of /proc/self/mountinfo.
-pub(crate) fn unescape(field: &str) -> String {
+fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -552,13 +558,7 @@ pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
 
 /// Whether `pid` exists and is not a zombie (an exited daemon nobody has reaped yet).
 pub fn process_running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
-        Err(_) => false,
-    }
+    runners::process_start(pid).is_some()
 }
 
 /// Waits (polling, up to `limit`) until process `pid` is gone.

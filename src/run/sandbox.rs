@@ -91,13 +91,9 @@ pub fn read_only_targets(mountinfo: &str, writable: &[PathBuf]) -> Vec<PathBuf> 
         p.starts_with("/proc") || p.starts_with("/dev") || writable.iter().any(|w| p.starts_with(w))
     };
     let mut out: Vec<PathBuf> = Vec::new();
-    for line in mountinfo.lines() {
-        let Some(point) = line.split(' ').nth(4) else {
-            continue;
-        };
-        let point = PathBuf::from(crate::mount::unescape(point));
-        if !keep(&point) && !out.contains(&point) {
-            out.push(point);
+    for m in crate::mount::mountinfo(mountinfo) {
+        if !keep(&m.point) && !out.contains(&m.point) {
+            out.push(m.point);
         }
     }
     out
@@ -286,13 +282,8 @@ fn remount_read_only(point: &Path) -> Result<()> {
 }
 
 fn is_mount_point(point: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
-        info.lines().any(|l| {
-            l.split(' ')
-                .nth(4)
-                .is_some_and(|p| Path::new(&crate::mount::unescape(p)) == point)
-        })
-    })
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|info| crate::mount::mountinfo(&info).any(|m| m.point == point))
 }
 
 #[cfg(test)]
