@@ -26,9 +26,9 @@ impl Env {
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(p, bytes).unwrap();
         }
-        git(&base, &["init", "-q", "-b", "main"]);
-        git(&base, &["add", "-A"]);
-        git(&base, &["commit", "-qm", "initial"]);
+        common::git(&base, &["init", "-q", "-b", "main"]);
+        common::git(&base, &["add", "-A"]);
+        common::git(&base, &["commit", "-qm", "initial"]);
         let mnt = top.path().join("mnt");
         fs::create_dir(&mnt).unwrap();
         let env = Env { top, mnt };
@@ -116,26 +116,6 @@ impl Drop for Env {
     fn drop(&mut self) {
         drop(common::Unmount(self.mnt.clone()));
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.email=agent@example.com",
-            "-c",
-            "user.name=agent",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// What a tree holds at a path: directories with their mode, files with mode and blake3,
@@ -228,8 +208,8 @@ fn patch_and_apply_give_the_sessions_tree_and_leave_no_diff() {
         ("image.bin", &old_bin),
     ]);
     std::os::unix::fs::symlink("README.md", env.base().join("link")).unwrap();
-    git(&env.base(), &["add", "-A"]);
-    git(&env.base(), &["commit", "-qm", "link"]);
+    common::git(&env.base(), &["add", "-A"]);
+    common::git(&env.base(), &["commit", "-qm", "link"]);
     env.mount();
     // Every kind of change, through the kernel.
     fs::write(env.p("new.txt"), "brand new\n").unwrap();
@@ -274,9 +254,9 @@ fn patch_and_apply_give_the_sessions_tree_and_leave_no_diff() {
     let patch = env.top.path().join("changes.patch");
     env.ok(&["export", "s", "--patch", "-o", patch.to_str().unwrap()]);
     let clone = env.top.path().join("clone");
-    git(env.top.path(), &["clone", "-q", "base", "clone"]);
-    git(&clone, &["apply", "--check", patch.to_str().unwrap()]);
-    git(&clone, &["apply", patch.to_str().unwrap()]);
+    common::git(env.top.path(), &["clone", "-q", "base", "clone"]);
+    common::git(&clone, &["apply", "--check", patch.to_str().unwrap()]);
+    common::git(&clone, &["apply", patch.to_str().unwrap()]);
     let patched = snapshot(&clone);
 
     // The session applied to the base itself.

@@ -287,26 +287,6 @@ fn deletions_of_base_files_are_journaled_and_whited_out() {
     assert_eq!(o.sql("SELECT count(*) FROM fs_whiteout"), "count(*)\n0\n");
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.email=agent@example.com",
-            "-c",
-            "user.name=agent",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn a_git_workflow_in_the_overlay_leaves_the_real_repository_alone() {
     let top = tempfile::tempdir().unwrap();
@@ -325,10 +305,10 @@ fn a_git_workflow_in_the_overlay_leaves_the_real_repository_alone() {
             .set_modified(hour_ago)
             .unwrap();
     }
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "initial"]);
-    let head = git(&repo, &["rev-parse", "HEAD"]);
+    common::git(&repo, &["init", "-q", "-b", "main"]);
+    common::git(&repo, &["add", "-A"]);
+    common::git(&repo, &["commit", "-qm", "initial"]);
+    let head = common::git(&repo, &["rev-parse", "HEAD"]);
     let home = top.path().join("home");
     let mnt = top.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
@@ -337,29 +317,32 @@ fn a_git_workflow_in_the_overlay_leaves_the_real_repository_alone() {
     run(&["mount", "g", mnt.to_str().unwrap()]);
     let _guard = common::Unmount(mnt.clone());
     // Right after mounting: a clean tree, and git did not make the session copy anything.
-    assert_eq!(git(&mnt, &["status", "--porcelain"]), "");
+    assert_eq!(common::git(&mnt, &["status", "--porcelain"]), "");
     assert_eq!(
         run(&["sql", "g", "--mode", "list", "SELECT count(*) FROM fs_data"]),
         "count(*)\n0\n"
     );
     // Edit, commit, branch, checkout, stash.
     fs::write(mnt.join("src/main.rs"), "fn main() { println!(\"hi\") }\n").unwrap();
-    git(&mnt, &["commit", "-qam", "edit"]);
-    git(&mnt, &["checkout", "-qb", "feature"]);
+    common::git(&mnt, &["commit", "-qam", "edit"]);
+    common::git(&mnt, &["checkout", "-qb", "feature"]);
     fs::write(mnt.join("new.txt"), "new\n").unwrap();
-    git(&mnt, &["add", "new.txt"]);
-    git(&mnt, &["commit", "-qm", "feature"]);
-    git(&mnt, &["checkout", "-q", "main"]);
+    common::git(&mnt, &["add", "new.txt"]);
+    common::git(&mnt, &["commit", "-qm", "feature"]);
+    common::git(&mnt, &["checkout", "-q", "main"]);
     assert!(!mnt.join("new.txt").exists());
     fs::write(mnt.join("README"), "stash me\n").unwrap();
-    git(&mnt, &["stash", "-q"]);
+    common::git(&mnt, &["stash", "-q"]);
     assert_eq!(fs::read_to_string(mnt.join("README")).unwrap(), "hello\n");
-    git(&mnt, &["stash", "pop", "-q"]);
-    assert_eq!(git(&mnt, &["status", "--porcelain"]), " M README\n");
-    assert_eq!(git(&mnt, &["log", "--format=%s"]), "edit\ninitial\n");
+    common::git(&mnt, &["stash", "pop", "-q"]);
+    assert_eq!(common::git(&mnt, &["status", "--porcelain"]), " M README\n");
+    assert_eq!(
+        common::git(&mnt, &["log", "--format=%s"]),
+        "edit\ninitial\n"
+    );
     // The real repository has not moved.
-    assert_eq!(git(&repo, &["rev-parse", "HEAD"]), head);
-    assert_eq!(git(&repo, &["status", "--porcelain"]), "");
+    assert_eq!(common::git(&repo, &["rev-parse", "HEAD"]), head);
+    assert_eq!(common::git(&repo, &["status", "--porcelain"]), "");
     assert_eq!(fs::read_to_string(repo.join("README")).unwrap(), "hello\n");
 }
 
