@@ -394,7 +394,7 @@ fn directory_nlink_counts_subdirectories() {
 #[test]
 fn every_change_lands_in_the_journal_with_paths() {
     let (_d, vfs) = new_fs();
-    vfs.set_runner(Some(7));
+    let _runner = agentfs::vfs::RunnerScope::enter(Some(7));
     let d = vfs.mkdir(Ino::ROOT, b"d", 0o755, ME).unwrap();
     let (f, fh) = vfs.create(d.ino, b"f", 0o644, ME).unwrap();
     vfs.write(fh, 0, b"a").unwrap();

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{OptionalExtension, params};
 
@@ -90,8 +90,6 @@ impl Drop for RunnerScope {
 pub struct Vfs {
     pool: pool::Pool,
     chunk_size: u64,
-    /// Runner recorded in the journal for changes made through this instance (0 = none).
-    runner: AtomicI64,
     /// Whether a maintenance thread reclaims space (else deletes do a bounded part inline).
     background_maintenance: AtomicBool,
     /// When this instance was opened, and its last change (ms after that).
@@ -114,7 +112,6 @@ impl Vfs {
             base_root,
             chunk_size: store.chunk_size,
             pool: pool::Pool::new(store),
-            runner: AtomicI64::new(0),
             background_maintenance: AtomicBool::new(false),
             started: std::time::Instant::now(),
             last_change_ms: std::sync::atomic::AtomicU64::new(0),
@@ -143,11 +140,6 @@ impl Vfs {
         self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Attributes later changes to runner `id` (a row of `fs_runner`) in the journal.
-    pub fn set_runner(&self, id: Option<i64>) {
-        self.runner.store(id.unwrap_or(0), Ordering::Relaxed);
-    }
-
     /// Whether this process has `ino` open; if so, marks it as becoming an orphan should it
     /// lose its last link in the current operation.
     fn is_open(&self, ino: Ino) -> bool {
@@ -160,11 +152,9 @@ impl Vfs {
     }
 
     /// The runner the current change is made for: the one of the request being served on
-    /// this thread (see [`RunnerScope`]), else the one set for the whole instance.
+    /// this thread (see [`RunnerScope`]).
     fn runner(&self) -> Option<i64> {
-        REQUEST_RUNNER
-            .get()
-            .or_else(|| Some(self.runner.load(Ordering::Relaxed)).filter(|r| *r != 0))
+        REQUEST_RUNNER.get()
     }
 
     /// Deletes inodes that lost their last name while open in a process that no longer runs.
@@ -591,17 +581,6 @@ impl Vfs {
             .query_row([ino.0 as i64], |r| r.get(0))
             .optional()?;
         Ok(b.map(|b| b as u64))
-    }
-
-    /// Whether `path` (of the merged view) is whited out.
-    pub fn is_whiteout(&self, path: &[u8]) -> VfsResult<bool> {
-        let store = self.store()?;
-        Ok(store
-            .conn
-            .prepare_cached("SELECT 1 FROM fs_whiteout WHERE path = ?1")?
-            .query_row([names::to_sql(path)], |_| Ok(()))
-            .optional()?
-            .is_some())
     }
 
     /// Every whited-out base path.
