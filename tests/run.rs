@@ -721,7 +721,6 @@ fn several_runners_write_at_once_while_sql_reads() {
         .collect();
     // A reader queries the live session meanwhile.
     wait_for("the session", || p.home().join("s.db").exists());
-    let mut queries = 0;
     let mut pending = runners;
     let mut done = Vec::new();
     while !pending.is_empty() {
@@ -730,7 +729,6 @@ fn several_runners_write_at_once_while_sql_reads() {
             Duration::from_secs(60),
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
-        queries += 1;
         let mut still = Vec::new();
         for mut c in pending {
             match c.try_wait().unwrap() {
@@ -740,7 +738,6 @@ fn several_runners_write_at_once_while_sql_reads() {
         }
         pending = still;
     }
-    assert!(queries > 0);
     for c in done {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
