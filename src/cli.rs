@@ -147,6 +147,12 @@ If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connec
         /// are pushed to it sooner through the change journal).
         #[arg(long, default_value_t = agentfs::fuse::DEFAULT_TTL_SECS, value_name = "SECS")]
         cache_ttl: f64,
+        /// Answer the kernel's opens so that untouched base files are read with FUSE
+        /// passthrough (kernel 6.9+). Off by default: declining opens saves two round trips
+        /// per open and measured faster on source trees; passthrough avoids caching large
+        /// base files twice.
+        #[arg(long)]
+        passthrough: bool,
         /// Internal: report readiness on stdout (used by the background daemon).
         #[arg(long, hide = true)]
         notify_ready: bool,
@@ -492,14 +498,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             foreground,
             threads,
             cache_ttl,
+            passthrough,
             notify_ready,
             runners_lock,
         } => mount(
             &session,
             &dir,
             foreground,
-            threads as usize,
-            cache_ttl,
+            ServeOptions {
+                threads: threads as usize,
+                cache_ttl,
+                passthrough,
+            },
             notify_ready,
             runners_lock,
         ),
@@ -736,15 +746,26 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
+/// How `agentfs mount` serves, as given on its command line.
+struct ServeOptions {
+    threads: usize,
+    cache_ttl: f64,
+    passthrough: bool,
+}
+
 fn mount(
     arg: &str,
     dir: &std::path::Path,
     foreground: bool,
-    threads: usize,
-    cache_ttl: f64,
+    options: ServeOptions,
     notify: bool,
     runners_lock: Option<PathBuf>,
 ) -> Result<ExitCode> {
+    let ServeOptions {
+        threads,
+        cache_ttl,
+        passthrough,
+    } = options;
     let r = SessionRef::parse(arg)?;
     if !(0.0..=3600.0).contains(&cache_ttl) {
         bail!("--cache-ttl {cache_ttl} is out of range; give seconds from 0 to 3600");
@@ -757,12 +778,15 @@ fn mount(
         drop(vfs);
         let mut log = r.path.clone().into_os_string();
         log.push(".mount.log");
-        let args = [
+        let mut args = vec![
             "--threads".to_string(),
             threads.to_string(),
             "--cache-ttl".to_string(),
             cache_ttl.to_string(),
         ];
+        if passthrough {
+            args.push("--passthrough".to_string());
+        }
         let pid = agentfs::mount::spawn_daemon(arg, dir, &args, std::path::Path::new(&log))?;
         eprintln!(
             "mounted session {} on {} (daemon pid {pid})",
@@ -798,6 +822,7 @@ fn mount(
         fs_name: format!("agentfs:{}:{}", r.id, std::process::id()),
         ttl: std::time::Duration::from_secs_f64(cache_ttl),
         runners_lock,
+        passthrough,
     };
     agentfs::mount::serve(vfs, dir, &config, report)?;
     Ok(ExitCode::SUCCESS)

@@ -39,6 +39,14 @@ const FILE_OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_KEEP_CACHE.union(FopenFlag
 /// rather than with FUSE passthrough.
 const PASSTHROUGH_MIN_SIZE: u64 = 256 * 1024;
 
+/// The handle of files the kernel opened without asking us (OPEN declined).
+const UNOPENED: u64 = 0;
+
+thread_local! {
+    /// Each worker's buffer for reads of base files, reused so its pages stay mapped.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Entries fetched from the database per readdir batch: about what fits in the kernel's
 /// 4 KiB reply buffer, so a request does not fetch rows it cannot send.
 const READDIR_BATCH: usize = 128;
@@ -50,6 +58,10 @@ const READDIRPLUS_BATCH: usize = 32;
 pub struct AgentFs {
     fs: Arc<Overlay>,
     ttl: Duration,
+    /// Whether to answer OPEN so that untouched base files can use FUSE passthrough
+    /// (`--passthrough`); otherwise OPEN is declined and files are read and written by
+    /// inode, which saves two round trips per open.
+    want_passthrough: bool,
     /// Whether the kernel accepted FUSE passthrough (set at init).
     passthrough: bool,
     /// Kernel backing files of open base files, per inode (one while any handle is open)
@@ -66,10 +78,11 @@ struct Backing {
 }
 
 impl AgentFs {
-    pub fn new(fs: Arc<Overlay>, ttl: Duration) -> AgentFs {
+    pub fn new(fs: Arc<Overlay>, ttl: Duration, want_passthrough: bool) -> AgentFs {
         AgentFs {
             fs,
             ttl,
+            want_passthrough,
             passthrough: false,
             runners: RunnerResolver::new(),
             backing: Mutex::new(Backing::default()),
@@ -243,12 +256,17 @@ impl Filesystem for AgentFs {
             | InitFlags::FUSE_ASYNC_READ;
         let _ = config.add_capabilities(wanted & config.capabilities());
         // Passthrough lets the kernel read untouched base files itself (overlay sessions).
-        if self.fs.has_base()
+        if self.want_passthrough
+            && self.fs.has_base()
             && config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
             && config.set_max_stack_depth(2).is_ok()
             && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
         {
             self.passthrough = true;
+        } else {
+            // OPEN will be declined, so the kernel keeps files open without telling us: a
+            // file that loses its last link lives until the kernel forgets its inode.
+            self.fs.vfs().free_on_forget();
         }
         Ok(())
     }
@@ -446,7 +464,19 @@ impl Filesystem for AgentFs {
         }
     }
 
+    // fuser's batch_forget calls this for each node (its node type is not public).
+    fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
+        if let Err(e) = self.fs.forget(&[Ino(ino.0)]) {
+            eprintln!("agentfs: could not free a deleted file: {e}");
+        }
+    }
+
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        // Declined once, the kernel opens every file itself from then on (no OPEN, FLUSH or
+        // RELEASE round trips; page cache kept), and reads and writes come with handle 0.
+        if !self.passthrough {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         let _runner = self.runner_scope(req);
         let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
         match self.fs.open(Ino(ino.0), write) {
@@ -467,6 +497,14 @@ impl Filesystem for AgentFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if fh.0 == UNOPENED {
+            return READ_BUFFER.with_borrow_mut(|buf| {
+                match self.fs.read_node(Ino(ino.0), offset, size, buf) {
+                    Ok(()) => reply.data(buf),
+                    Err(e) => reply.error(errno("read", ino.0, e)),
+                }
+            });
+        }
         match self.fs.read(Fh(fh.0), offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(errno("read", ino.0, e)),
@@ -486,7 +524,12 @@ impl Filesystem for AgentFs {
         reply: ReplyWrite,
     ) {
         let _runner = self.runner_scope(req);
-        match self.fs.write(Fh(fh.0), offset, data) {
+        let written = if fh.0 == UNOPENED {
+            self.fs.write_node(Ino(ino.0), offset, data)
+        } else {
+            self.fs.write(Fh(fh.0), offset, data)
+        };
+        match written {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno("write", ino.0, e)),
         }
@@ -500,8 +543,14 @@ impl Filesystem for AgentFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Every write is committed when it returns: nothing is buffered to flush.
-        reply.ok();
+        // Every write is committed when it returns: nothing is buffered to flush. Declining
+        // tells the kernel never to send FLUSH again (files it opened itself have no
+        // FOPEN_NOFLUSH to say so).
+        if self.passthrough {
+            reply.ok();
+        } else {
+            reply.error(Errno::from_i32(libc::ENOSYS));
+        }
     }
 
     fn release(
@@ -514,6 +563,9 @@ impl Filesystem for AgentFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if fh.0 == UNOPENED {
+            return reply.ok();
+        }
         let _runner = self.runner_scope(req);
         if self.passthrough {
             let mut backing = self.backing.lock().unwrap_or_else(|e| e.into_inner());
@@ -807,13 +859,25 @@ impl Filesystem for AgentFs {
             .fs
             .create(Ino(parent.0), name.as_bytes(), mode, creds(req))
         {
-            Ok((a, fh)) => reply.created(
-                &self.ttl,
-                &file_attr(&a),
-                Generation(0),
-                FileHandle(fh.0),
-                FILE_OPEN_FLAGS,
-            ),
+            Ok((a, fh)) => {
+                // With OPEN declined the kernel sends no RELEASE, not even for a file it
+                // created: that file too is then read and written by inode.
+                let fh = if self.passthrough {
+                    fh.0
+                } else {
+                    if let Err(e) = self.fs.release(fh) {
+                        eprintln!("agentfs: create: {e}");
+                    }
+                    UNOPENED
+                };
+                reply.created(
+                    &self.ttl,
+                    &file_attr(&a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FILE_OPEN_FLAGS,
+                )
+            }
             Err(e) => reply.error(errno("create", parent.0, e)),
         }
     }

@@ -99,6 +99,23 @@ enum CopyFor {
 /// and keeps their bytes readable by any SPEC 0.4 reader.
 pub const PARTIAL_COPY_UP_MIN: u64 = 1 << 20;
 
+/// Reads up to `len` bytes of `file` at `offset` into `out` (fewer only at the end of the
+/// file). `out` is reused across calls, so its pages are not faulted in again every read.
+fn read_at_into(file: &File, offset: u64, len: u32, out: &mut Vec<u8>) -> VfsResult<()> {
+    out.resize(len as usize, 0);
+    let mut got = 0;
+    while got < out.len() {
+        match file.read_at(&mut out[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(e)),
+        }
+    }
+    out.truncate(got);
+    Ok(())
+}
+
 fn io_err(e: std::io::Error) -> VfsError {
     match e.raw_os_error() {
         Some(libc::ENOENT) => VfsError::NotFound,
@@ -896,16 +913,8 @@ impl Overlay {
                 self.vfs.read(d, offset, len)
             }
             Some(Handle::Base(f)) => {
-                let mut buf = vec![0u8; len as usize];
-                let mut got = 0;
-                while got < buf.len() {
-                    match f.read_at(&mut buf[got..], offset + got as u64) {
-                        Ok(0) => break,
-                        Ok(n) => got += n,
-                        Err(e) => return Err(io_err(e)),
-                    }
-                }
-                buf.truncate(got);
+                let mut buf = Vec::new();
+                read_at_into(f, offset, len, &mut buf)?;
                 Ok(buf)
             }
             None => Err(VfsError::BadHandle),
@@ -927,6 +936,44 @@ impl Overlay {
             None => return Err(VfsError::BadHandle),
         };
         self.vfs.write(d, offset, buf)
+    }
+
+    /// Reads node `ino` without a handle (the kernel opens files without asking us): the
+    /// delta's bytes, or the host file's for an untouched base file.
+    pub fn read_node(&self, ino: Ino, offset: u64, len: u32, out: &mut Vec<u8>) -> VfsResult<()> {
+        match self.resolve(ino)? {
+            Node::Delta(d) => {
+                *out = self.vfs.read_ino(d, offset, len)?;
+                Ok(())
+            }
+            Node::Base(b) => {
+                let file = File::open(self.host(&b.path)).map_err(io_err)?;
+                read_at_into(&file, offset, len, out)
+            }
+        }
+    }
+
+    /// Writes into node `ino` without a handle, copying a base file up first.
+    pub fn write_node(&self, ino: Ino, offset: u64, buf: &[u8]) -> VfsResult<u32> {
+        let d = self.copy_up(&self.resolve(ino)?)?;
+        self.vfs.write_unopened(d, offset, buf)
+    }
+
+    /// The kernel dropped these nodes; files among them that lost their last link go now.
+    pub fn forget(&self, nodes: &[Ino]) -> VfsResult<()> {
+        // Only orphans need the node resolved; most forgets are of files that still have
+        // their names.
+        if !self.vfs.has_orphans() {
+            return Ok(());
+        }
+        let inos: Vec<Ino> = nodes
+            .iter()
+            .filter_map(|n| match self.resolve(*n) {
+                Ok(Node::Delta(d)) => Some(d),
+                _ => None,
+            })
+            .collect();
+        self.vfs.forget(&inos)
     }
 
     pub fn release(&self, fh: Fh) -> VfsResult<()> {

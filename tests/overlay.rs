@@ -678,3 +678,90 @@ fn a_second_mount_sees_the_first_ones_deletions_and_copies() {
     o.agentfs(&["umount", other.to_str().unwrap()]);
     o.umount();
 }
+
+/// Polls `cond` for up to five seconds.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(5) {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn files_deleted_while_open_live_until_the_last_close() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let o = Overlay::new(&[]);
+    // A base file opened before its copy-up, and a file made in the session.
+    let mut base_file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(o.p("README"))
+        .unwrap();
+    let mut new_file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(o.p("new.txt"))
+        .unwrap();
+    new_file.write_all(b"made here\n").unwrap();
+    base_file.seek(SeekFrom::End(0)).unwrap();
+    base_file.write_all(b"more\n").unwrap();
+    // Opened again by another descriptor, then both names go.
+    let mut reader = fs::File::open(o.p("new.txt")).unwrap();
+    fs::remove_file(o.p("README")).unwrap();
+    fs::remove_file(o.p("new.txt")).unwrap();
+    assert!(!o.p("README").exists() && !o.p("new.txt").exists());
+
+    // Still readable and writable through the open descriptors.
+    new_file.write_all(b"after unlink\n").unwrap();
+    drop(new_file);
+    let mut s = String::new();
+    reader.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "made here\nafter unlink\n");
+    let mut s = String::new();
+    base_file.seek(SeekFrom::Start(0)).unwrap();
+    base_file.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "read me\nmore\n");
+    assert_eq!(base_file.metadata().unwrap().nlink(), 0);
+    assert_eq!(o.sql("SELECT count(*) FROM fs_orphan"), "count(*)\n2\n");
+
+    // The last close frees both (the kernel forgets the inodes).
+    drop(reader);
+    drop(base_file);
+    assert!(
+        eventually(|| o.sql("SELECT count(*) FROM fs_inode WHERE nlink = 0") == "count(*)\n0\n"),
+        "unlinked inodes were not freed after the last close: {}",
+        o.sql("SELECT ino, nlink FROM fs_inode")
+    );
+    assert_eq!(o.sql("SELECT count(*) FROM fs_orphan"), "count(*)\n0\n");
+    assert_eq!(o.sql("SELECT count(*) FROM fs_data"), "count(*)\n0\n");
+    assert_eq!(fs::read(o.base().join("README")).unwrap(), b"read me\n");
+}
+
+#[test]
+fn passthrough_mode_reads_base_files_and_copies_up_on_write() {
+    let o = Overlay::new(&["--passthrough"]);
+    assert_eq!(snapshot(&o.mnt), snapshot(&o.base()));
+    // big.bin (300 KB) is read by the kernel from the base file itself.
+    assert_eq!(fs::read(o.p("big.bin")).unwrap(), vec![7u8; 300_000]);
+    assert_eq!(o.sql("SELECT count(*) FROM fs_data"), "count(*)\n0\n");
+    {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(o.p("big.bin"))
+            .unwrap();
+        f.write_all(b"tail").unwrap();
+    }
+    let mut want = vec![7u8; 300_000];
+    want.extend_from_slice(b"tail");
+    assert_eq!(fs::read(o.p("big.bin")).unwrap(), want);
+    assert_eq!(
+        fs::read(o.base().join("big.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+}

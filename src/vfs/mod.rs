@@ -57,7 +57,20 @@ struct OpenFiles {
     /// Open inodes that may have lost their last link (their `fs_orphan` row is checked on
     /// the last release).
     orphaned: std::collections::HashSet<Ino>,
+    /// Set by a kernel frontend that opens files without telling us (FUSE with no OPEN):
+    /// every inode the kernel knows may be open, so a file that loses its last link waits in
+    /// `fs_orphan` until the kernel forgets it.
+    kernel_holds: bool,
+    /// Orphans the kernel forgot while handles of ours were still open: freed at the last
+    /// release.
+    forgotten: std::collections::HashSet<Ino>,
+    /// When each inode last got a `write` journal row from writes made without a handle, so
+    /// a burst of such writes is journaled once.
+    unopened_writes: HashMap<Ino, std::time::Instant>,
 }
+
+/// Writes made without a handle within this long of the last journaled one are one change.
+const UNOPENED_WRITE_BURST: std::time::Duration = std::time::Duration::from_secs(1);
 
 thread_local! {
     /// The runner of the request this thread is serving (a frontend serves one request per
@@ -144,7 +157,7 @@ impl Vfs {
     /// lose its last link in the current operation.
     fn is_open(&self, ino: Ino) -> bool {
         let mut files = self.files();
-        let open = files.open_count.contains_key(&ino);
+        let open = files.kernel_holds || files.open_count.contains_key(&ino);
         if open {
             files.orphaned.insert(ino);
         }
@@ -493,7 +506,8 @@ impl Vfs {
         if let Some(reader) = c.data {
             let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;
-            let mut buf = vec![0u8; 1 << 20];
+            // Sized for the file, so copying a small one does not map and fault a large buffer.
+            let mut buf = vec![0u8; c.size.clamp(4096, 1 << 20) as usize];
             loop {
                 let n = reader.read(&mut buf).map_err(|e| {
                     VfsError::Store(crate::store::StoreError::Io {
@@ -1221,25 +1235,76 @@ impl Vfs {
                 return Ok(());
             }
             files.open_count.remove(&handle.ino);
+            // With a kernel frontend the kernel may still have the file open without a
+            // handle of ours; it says so by not having forgotten the inode yet.
+            if files.kernel_holds && !files.forgotten.remove(&handle.ino) {
+                return Ok(());
+            }
             files.orphaned.remove(&handle.ino).then_some(handle.ino)
         };
-        // Orphan rows are written only by this process for its own open files, so the
-        // in-memory set says whether there is anything to free.
         if let Some(ino) = orphaned {
-            let mut store = self.writer()?;
-            let tx = store.write_tx()?;
+            self.free_orphans(&[ino])?;
+        }
+        Ok(())
+    }
+
+    /// Makes files that lose their last link wait for [`Vfs::forget`] before their data goes
+    /// (for a kernel frontend that opens files without a handle from us).
+    pub fn free_on_forget(&self) {
+        self.files().kernel_holds = true;
+    }
+
+    /// The kernel dropped these inodes: none is open any more, so orphans among them go
+    /// (in one transaction).
+    pub fn forget(&self, inos: &[Ino]) -> VfsResult<()> {
+        let free: Vec<Ino> = {
+            let mut files = self.files();
+            if files.orphaned.is_empty() {
+                return Ok(());
+            }
+            let mut free = Vec::new();
+            for ino in inos {
+                if !files.orphaned.contains(ino) {
+                    continue;
+                }
+                if files.open_count.contains_key(ino) {
+                    files.forgotten.insert(*ino);
+                } else {
+                    files.orphaned.remove(ino);
+                    free.push(*ino);
+                }
+            }
+            free
+        };
+        if free.is_empty() {
+            return Ok(());
+        }
+        self.free_orphans(&free)
+    }
+
+    /// Whether some file that lost its last link is still waiting for its last close.
+    pub fn has_orphans(&self) -> bool {
+        !self.files().orphaned.is_empty()
+    }
+
+    /// Frees inodes that were waiting in `fs_orphan`. Orphan rows are written only by this
+    /// process for its own open files, so the in-memory set said there is something to free;
+    /// the row is checked because a link may have brought the inode back.
+    fn free_orphans(&self, inos: &[Ino]) -> VfsResult<()> {
+        let mut store = self.writer()?;
+        let tx = store.write_tx()?;
+        for ino in inos {
             let still_orphan = tx
                 .prepare_cached("SELECT 1 FROM fs_orphan WHERE ino = ?1")?
                 .query_row([ino.0 as i64], |_| Ok(()))
                 .optional()?
                 .is_some();
             if still_orphan {
-                rows::purge_inode(&tx, ino)?;
+                rows::purge_inode(&tx, *ino)?;
             }
-            tx.commit()?;
-            self.after_free(&mut store)?;
         }
-        Ok(())
+        tx.commit()?;
+        self.after_free(&mut store)
     }
 
     pub fn read(&self, fh: Fh, offset: u64, len: u32) -> VfsResult<Vec<u8>> {
@@ -1329,6 +1394,24 @@ impl Vfs {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Writes `buf` at `offset` of `ino` without a handle (a kernel that opens files without
+    /// asking us). A burst of writes to one file is journaled once.
+    pub fn write_unopened(&self, ino: Ino, offset: u64, buf: &[u8]) -> VfsResult<u32> {
+        let now = std::time::Instant::now();
+        let journal_it = {
+            let mut files = self.files();
+            let last = files.unopened_writes.insert(ino, now);
+            if files.unopened_writes.len() > 4096 {
+                files
+                    .unopened_writes
+                    .retain(|_, t| now.duration_since(*t) < UNOPENED_WRITE_BURST);
+            }
+            last.is_none_or(|t| now.duration_since(t) >= UNOPENED_WRITE_BURST)
+        };
+        self.write_ino(ino, offset, buf, journal_it, false)?;
+        Ok(buf.len() as u32)
     }
 
     /// Replaces the whole contents of a file in one transaction (for tools).
