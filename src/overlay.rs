@@ -86,6 +86,17 @@ pub struct Overlay {
     whiteouts: Mutex<Option<HashSet<Vec<u8>>>>,
 }
 
+/// A base entry about to be copied up, as read from the host.
+struct CopySource {
+    md: std::fs::Metadata,
+    kind: FileKind,
+    target: Option<Vec<u8>>,
+    /// The bytes to copy (whole copies only).
+    file: Option<File>,
+    /// Copied without its bytes (`fs_base_backing`).
+    partial: bool,
+}
+
 /// Why an entry is copied up: a change of its bytes, or of its metadata or name only (which
 /// copies no bytes at all; they stay in the base until they change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -558,70 +569,104 @@ impl Overlay {
 
     /// Like [`Overlay::copy_up`], for a change that leaves the bytes alone.
     fn copy_up_for(&self, node: &Node, reason: CopyFor) -> VfsResult<Ino> {
+        self.copy_up_then_write(node, reason, None)
+    }
+
+    /// Copies `node` up, with the base directories above it that the delta lacks, in one
+    /// transaction; and makes the write `then_write` into it in that transaction when the
+    /// write is what needed the copy.
+    fn copy_up_then_write(
+        &self,
+        node: &Node,
+        reason: CopyFor,
+        then_write: Option<(u64, &[u8])>,
+    ) -> VfsResult<Ino> {
         let entry = match node {
             Node::Delta(d) => return Ok(*d),
             Node::Base(b) => b,
         };
-        // Its merged directory first (and so on up to the root).
-        let dir = self.copy_up(&self.resolve(entry.parent)?)?;
-        match self.vfs.lookup(dir, &entry.name) {
-            // Another thread copied it up first.
-            Ok(a) => return Ok(a.ino),
-            Err(VfsError::NotFound) => {}
-            Err(e) => return Err(e),
-        }
-        self.copy_up_entry(dir, &entry.name, &entry.path, reason)
-    }
-
-    /// Copies base entry `cur` (a path from the base root) into delta directory `dir` as
-    /// `part`.
-    fn copy_up_entry(&self, dir: Ino, part: &[u8], cur: &[u8], reason: CopyFor) -> VfsResult<Ino> {
-        {
-            let md = self.base_stat(cur)?.ok_or(VfsError::NotFound)?;
-            let kind = FileKind::from_mode(md.mode()).unwrap_or(FileKind::File);
-            let target = if kind == FileKind::Symlink {
-                Some(
-                    std::fs::read_link(self.host(cur))
-                        .map_err(io_err)?
-                        .into_os_string()
-                        .into_vec(),
-                )
-            } else {
-                None
-            };
-            // A large file is copied up partially: its bytes stay in the base until they
-            // change, so editing a little of it costs little. Nor is it read to be hashed:
-            // its recorded size and mtime (which the base must keep) identify it.
-            let partial = kind == FileKind::File
-                && (reason == CopyFor::Metadata || md.size() >= PARTIAL_COPY_UP_MIN);
-            let backed_by_base = partial;
-            let mut file = if kind == FileKind::File && !partial {
-                Some(File::open(self.host(cur)).map_err(io_err)?)
-            } else {
-                None
-            };
-            let attr = self.vfs.copy_up(
-                dir,
-                part,
-                CopyUp {
-                    kind,
+        // The entry and its base ancestors, up to the first directory in the delta.
+        let mut chain = vec![entry.clone()];
+        let top = loop {
+            let parent = chain.last().map_or(Ino::ROOT, |e| e.parent);
+            match self.resolve(parent)? {
+                Node::Delta(d) => break d,
+                Node::Base(b) => chain.push(b),
+            }
+        };
+        chain.reverse();
+        let last = chain.len() - 1;
+        let mut sources = chain
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let why = if i == last { reason } else { CopyFor::Data };
+                self.copy_source(&e.path, why)
+            })
+            .collect::<VfsResult<Vec<CopySource>>>()?;
+        let copies = chain
+            .iter()
+            .zip(sources.iter_mut())
+            .enumerate()
+            .map(|(i, (e, src))| {
+                let md = &src.md;
+                let copy = CopyUp {
+                    kind: src.kind,
                     perm: md.mode() & 0o7777,
                     uid: md.uid(),
                     gid: md.gid(),
                     rdev: md.rdev() as u32,
                     atime: ts(md.atime(), md.atime_nsec()),
                     mtime: ts(md.mtime(), md.mtime_nsec()),
-                    symlink_target: target.as_deref(),
-                    data: file.as_mut().map(|f| f as &mut dyn std::io::Read),
+                    symlink_target: src.target.as_deref(),
+                    data: src.file.as_mut().map(|f| f as &mut dyn std::io::Read),
                     base_ino: md.ino(),
-                    base_path: cur,
+                    base_path: &e.path,
                     size: md.size(),
-                    backed_by_base,
-                },
-            )?;
-            self.add_claim(md.ino());
-            Ok(attr.ino)
+                    backed_by_base: src.partial,
+                    then_write: then_write.filter(|_| i == last),
+                };
+                (&e.name[..], copy)
+            })
+            .collect();
+        let attr = self.vfs.copy_up(top, copies)?;
+        for src in &sources {
+            self.add_claim(src.md.ino());
         }
+        Ok(attr.ino)
+    }
+
+    /// What copying base entry `path` up takes from the host.
+    fn copy_source(&self, path: &[u8], reason: CopyFor) -> VfsResult<CopySource> {
+        let md = self.base_stat(path)?.ok_or(VfsError::NotFound)?;
+        let kind = FileKind::from_mode(md.mode()).unwrap_or(FileKind::File);
+        let target = if kind == FileKind::Symlink {
+            Some(
+                std::fs::read_link(self.host(path))
+                    .map_err(io_err)?
+                    .into_os_string()
+                    .into_vec(),
+            )
+        } else {
+            None
+        };
+        // A large file is copied up partially: its bytes stay in the base until they
+        // change, so editing a little of it costs little. Nor is it read to be hashed:
+        // its recorded size and mtime (which the base must keep) identify it.
+        let partial = kind == FileKind::File
+            && (reason == CopyFor::Metadata || md.size() >= PARTIAL_COPY_UP_MIN);
+        let file = if kind == FileKind::File && !partial {
+            Some(File::open(self.host(path)).map_err(io_err)?)
+        } else {
+            None
+        };
+        Ok(CopySource {
+            md,
+            kind,
+            target,
+            file,
+            partial,
+        })
     }
 
     /// Whether `name` exists in the merged directory `parent`.
@@ -955,8 +1000,13 @@ impl Overlay {
 
     /// Writes into node `ino` without a handle, copying a base file up first.
     pub fn write_node(&self, ino: Ino, offset: u64, buf: &[u8]) -> VfsResult<u32> {
-        let d = self.copy_up(&self.resolve(ino)?)?;
-        self.vfs.write_unopened(d, offset, buf)
+        match self.resolve(ino)? {
+            Node::Delta(d) => self.vfs.write_unopened(d, offset, buf),
+            base => {
+                self.copy_up_then_write(&base, CopyFor::Data, Some((offset, buf)))?;
+                Ok(buf.len() as u32)
+            }
+        }
     }
 
     /// The kernel dropped these nodes; files among them that lost their last link go now.

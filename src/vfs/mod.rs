@@ -473,16 +473,40 @@ impl Vfs {
     /// its metadata, its bytes (read from `c.data`) and its origin (`fs_origin`), so a crash
     /// never leaves half a copy shadowing the base. Not journaled: the merged view does not
     /// change; the change that needed the copy is journaled by its own operation.
-    pub fn copy_up(&self, parent: Ino, name: &[u8], c: CopyUp<'_>) -> VfsResult<Attr> {
+    ///
+    /// `chain` is a path of base entries below `parent`, each copied into the one before:
+    /// the directories a change needs first, then the entry it changes, all committed at once.
+    pub fn copy_up(&self, parent: Ino, chain: Vec<(&[u8], CopyUp<'_>)>) -> VfsResult<Attr> {
+        let mut store = self.writer()?;
+        let tx = store.write_tx()?;
+        let mut dir = parent;
+        for (name, c) in chain {
+            dir = self.copy_up_in(&tx, dir, name, c)?;
+        }
+        let attr = rows::attr(&tx, dir)?;
+        tx.commit()?;
+        Ok(attr)
+    }
+
+    /// One entry of [`Vfs::copy_up`], inside its transaction.
+    fn copy_up_in(
+        &self,
+        tx: &rusqlite::Connection,
+        parent: Ino,
+        name: &[u8],
+        c: CopyUp<'_>,
+    ) -> VfsResult<Ino> {
         names::check_name(name)?;
         let chunk_size = self.chunk_size;
         let now = Timestamp::now();
-        let mut store = self.writer()?;
-        let tx = store.write_tx()?;
-        rows::dir_attr(&tx, parent)?;
-        if let Some(existing) = rows::child(&tx, parent, name)? {
+        rows::dir_attr(tx, parent)?;
+        if let Some(existing) = rows::child(tx, parent, name)? {
             // Another thread copied it up first.
-            return rows::attr(&tx, existing);
+            if let Some((offset, buf)) = c.then_write {
+                let journal_it = self.starts_write_burst(existing);
+                self.write_in(tx, existing, offset, buf, journal_it, false)?;
+            }
+            return Ok(existing);
         }
         let is_dir = c.kind == FileKind::Dir;
         let new = rows::NewInode {
@@ -493,14 +517,14 @@ impl Vfs {
             rdev: c.rdev,
             size: c.symlink_target.map_or(0, |t| t.len() as u64),
         };
-        let ino = rows::insert_inode(&tx, &new, now)?;
-        rows::insert_dentry(&tx, parent, name, ino)?;
+        let ino = rows::insert_inode(tx, &new, now)?;
+        rows::insert_dentry(tx, parent, name, ino)?;
         if let Some(target) = c.symlink_target {
             tx.prepare_cached("INSERT INTO fs_symlink (ino, target) VALUES (?1, ?2)")?
                 .execute(params![ino.0 as i64, names::to_sql(target)])?;
         }
         if is_dir {
-            rows::add_nlink(&tx, parent, 1, None)?;
+            rows::add_nlink(tx, parent, 1, None)?;
         }
         let mut hash = None;
         if let Some(reader) = c.data {
@@ -519,7 +543,7 @@ impl Vfs {
                     break;
                 }
                 hasher.update(&buf[..n]);
-                size = data::write(&tx, chunk_size, ino, size, size, &buf[..n], None)?;
+                size = data::write(tx, chunk_size, ino, size, size, &buf[..n], None)?;
             }
             hash = Some(*hasher.finalize().as_bytes());
             tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
@@ -557,9 +581,11 @@ impl Vfs {
             hash.as_ref().map(|h| &h[..]),
             new.mode as i64
         ])?;
-        let attr = rows::attr(&tx, ino)?;
-        tx.commit()?;
-        Ok(attr)
+        if let Some((offset, buf)) = c.then_write {
+            let journal_it = self.starts_write_burst(ino);
+            self.write_in(tx, ino, offset, buf, journal_it, false)?;
+        }
+        Ok(ino)
     }
 
     /// Every base inode number some delta entry was copied up from.
@@ -1358,12 +1384,26 @@ impl Vfs {
         replace: bool,
     ) -> VfsResult<()> {
         self.touch_activity();
-        let now = Timestamp::now();
-        let runner = self.runner();
-        let chunk_size = self.chunk_size;
         let mut store = self.writer()?;
         let tx = store.write_tx()?;
-        let attr = rows::attr(&tx, ino)?;
+        self.write_in(&tx, ino, offset, buf, journal_it, replace)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The body of [`Vfs::write_ino`], inside the caller's transaction.
+    fn write_in(
+        &self,
+        tx: &rusqlite::Connection,
+        ino: Ino,
+        offset: u64,
+        buf: &[u8],
+        journal_it: bool,
+        replace: bool,
+    ) -> VfsResult<()> {
+        let now = Timestamp::now();
+        let chunk_size = self.chunk_size;
+        let attr = rows::attr(tx, ino)?;
         if attr.kind != FileKind::File {
             return Err(if attr.kind == FileKind::Dir {
                 VfsError::IsDir
@@ -1371,16 +1411,16 @@ impl Vfs {
                 VfsError::Invalid
             });
         }
-        let mut base = self.base_bytes(&tx, ino)?;
+        let mut base = self.base_bytes(tx, ino)?;
         let old_size = if replace {
-            data::truncate(&tx, chunk_size, ino, attr.size, 0, base.as_ref())?;
-            lower_valid_len(&tx, ino, 0)?;
+            data::truncate(tx, chunk_size, ino, attr.size, 0, base.as_ref())?;
+            lower_valid_len(tx, ino, 0)?;
             base = None;
             0
         } else {
             attr.size
         };
-        let new_size = data::write(&tx, chunk_size, ino, old_size, offset, buf, base.as_ref())?;
+        let new_size = data::write(tx, chunk_size, ino, old_size, offset, buf, base.as_ref())?;
         if !buf.is_empty() || replace {
             tx.prepare_cached(
                 "UPDATE fs_inode SET size = ?2, mtime = ?3, mtime_nsec = ?4, ctime = ?3, ctime_nsec = ?4 WHERE ino = ?1",
@@ -1390,28 +1430,31 @@ impl Vfs {
                 .execute([ino.0 as i64])?;
         }
         if journal_it {
-            rows::journal_ino(&tx, runner, now, "write", ino)?;
+            rows::journal_ino(tx, self.runner(), now, "write", ino)?;
         }
-        tx.commit()?;
         Ok(())
     }
 
     /// Writes `buf` at `offset` of `ino` without a handle (a kernel that opens files without
     /// asking us). A burst of writes to one file is journaled once.
     pub fn write_unopened(&self, ino: Ino, offset: u64, buf: &[u8]) -> VfsResult<u32> {
-        let now = std::time::Instant::now();
-        let journal_it = {
-            let mut files = self.files();
-            let last = files.unopened_writes.insert(ino, now);
-            if files.unopened_writes.len() > 4096 {
-                files
-                    .unopened_writes
-                    .retain(|_, t| now.duration_since(*t) < UNOPENED_WRITE_BURST);
-            }
-            last.is_none_or(|t| now.duration_since(t) >= UNOPENED_WRITE_BURST)
-        };
+        let journal_it = self.starts_write_burst(ino);
         self.write_ino(ino, offset, buf, journal_it, false)?;
         Ok(buf.len() as u32)
+    }
+
+    /// Whether a write without a handle to `ino` now starts a new burst of writes (and so
+    /// gets a journal row).
+    fn starts_write_burst(&self, ino: Ino) -> bool {
+        let now = std::time::Instant::now();
+        let mut files = self.files();
+        let last = files.unopened_writes.insert(ino, now);
+        if files.unopened_writes.len() > 4096 {
+            files
+                .unopened_writes
+                .retain(|_, t| now.duration_since(*t) < UNOPENED_WRITE_BURST);
+        }
+        last.is_none_or(|t| now.duration_since(t) >= UNOPENED_WRITE_BURST)
     }
 
     /// Replaces the whole contents of a file in one transaction (for tools).

@@ -194,4 +194,7 @@ pub struct CopyUp<'a> {
     /// Partial copy-up (with `data` None): the base file's bytes stay in the base until
     /// they change (`fs_base_backing`); no hash is recorded (size and mtime identify it).
     pub backed_by_base: bool,
+    /// A write to make in the same transaction (the change that needed the copy), so a
+    /// first write into a base file commits once.
+    pub then_write: Option<(u64, &'a [u8])>,
 }
