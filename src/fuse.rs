@@ -248,7 +248,6 @@ impl Filesystem for AgentFs {
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_AUTO_INVAL_DATA
             | InitFlags::FUSE_CACHE_SYMLINKS
@@ -597,6 +596,12 @@ impl Filesystem for AgentFs {
         // The kernel may cache listings (FOPEN_CACHE_DIR); it drops them itself when the
         // directory changes through this mount, and the journal watcher for other changes.
         let flags = FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE;
+        // Declined once, the kernel opens directories itself from then on (no OPENDIR or
+        // RELEASEDIR round trips), caching listings all the same; readdir comes with
+        // handle 0.
+        if !self.passthrough {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         if !self.fs.has_base() {
             // The kernel opens only directories, so there is nothing to look up.
             return reply.opened(FileHandle(0), flags);
@@ -643,7 +648,7 @@ impl Filesystem for AgentFs {
         }
         if self.fs.has_base() {
             let from = offset.saturating_sub(DOT_OFFSETS) as usize;
-            let listing = match self.fs.snapshot(fh.0, dir) {
+            let listing = match self.fs.snapshot(fh.0, dir, offset) {
                 Ok(l) => l,
                 Err(e) => return reply.error(errno("readdir", ino.0, e)),
             };
@@ -715,7 +720,7 @@ impl Filesystem for AgentFs {
         }
         if self.fs.has_base() {
             let from = offset.saturating_sub(DOT_OFFSETS) as usize;
-            let listing = match self.fs.snapshot(fh.0, dir) {
+            let listing = match self.fs.snapshot(fh.0, dir, offset) {
                 Ok(l) => l,
                 Err(e) => return reply.error(errno("readdirplus", ino.0, e)),
             };

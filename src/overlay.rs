@@ -78,6 +78,8 @@ pub struct Overlay {
     origins: Mutex<HashMap<Ino, Option<u64>>>,
     /// Directory snapshots for readdir, per open directory handle (taken at first use).
     listings: Mutex<HashMap<u64, Option<Arc<[OverlayEntry]>>>>,
+    /// The same for directories read without a handle, per directory.
+    unopened_listings: Mutex<HashMap<Ino, Arc<[OverlayEntry]>>>,
     /// Host inode numbers that delta entries were copied from (`fs_origin`), read once and
     /// kept up to date by copy-ups here; dropped when another process changes the session.
     claimed: Mutex<Option<Arc<HashSet<u64>>>>,
@@ -96,6 +98,9 @@ struct CopySource {
     /// Copied without its bytes (`fs_base_backing`).
     partial: bool,
 }
+
+/// Listings kept for directories read without a handle (see [`Overlay::snapshot`]).
+const UNOPENED_LISTINGS_MAX: usize = 256;
 
 /// Why an entry is copied up: a change of its bytes, or of its metadata or name only (which
 /// copies no bytes at all; they stay in the base until they change).
@@ -185,6 +190,7 @@ impl Overlay {
             next_fh: Mutex::new(1),
             origins: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
+            unopened_listings: Mutex::new(HashMap::new()),
             claimed: Mutex::new(None),
             whiteouts: Mutex::new(None),
         }
@@ -523,7 +529,14 @@ impl Overlay {
 
     /// The listing of open directory `fh` (directory `dir`), taken at the first call and then
     /// shared, so each readdir request only walks what it sends.
-    pub fn snapshot(&self, fh: u64, dir: Ino) -> VfsResult<Arc<[OverlayEntry]>> {
+    ///
+    /// Directories the kernel opened without asking us (handle 0) are keyed by inode
+    /// instead: a listing starting at offset 0 takes a fresh snapshot, later calls continue
+    /// in it.
+    pub fn snapshot(&self, fh: u64, dir: Ino, offset: u64) -> VfsResult<Arc<[OverlayEntry]>> {
+        if fh == 0 {
+            return self.unopened_snapshot(dir, offset == 0);
+        }
         let taken = self
             .listings
             .lock()
@@ -539,6 +552,30 @@ impl Overlay {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(fh, Some(listing.clone()));
+        Ok(listing)
+    }
+
+    fn unopened_snapshot(&self, dir: Ino, fresh: bool) -> VfsResult<Arc<[OverlayEntry]>> {
+        if !fresh
+            && let Some(listing) = self
+                .unopened_listings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&dir)
+        {
+            return Ok(listing.clone());
+        }
+        let listing: Arc<[OverlayEntry]> = self.list(dir)?.into();
+        let mut listings = self
+            .unopened_listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Bounded: a listing is only needed until its directory has been read through, and
+        // the kernel keeps what it read in its own cache.
+        if listings.len() >= UNOPENED_LISTINGS_MAX {
+            listings.clear();
+        }
+        listings.insert(dir, listing.clone());
         Ok(listing)
     }
 

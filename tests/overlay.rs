@@ -765,3 +765,48 @@ fn passthrough_mode_reads_base_files_and_copies_up_on_write() {
         vec![7u8; 300_000]
     );
 }
+
+#[test]
+fn large_merged_directories_list_each_entry_once_even_when_read_interleaved() {
+    let o = Overlay::new(&[]);
+    // Base entries enough for many readdir requests, some deleted and some added.
+    let many = o.base().join("many");
+    fs::create_dir(&many).unwrap();
+    for i in 0..1500 {
+        fs::write(many.join(format!("base-file-with-a-long-name-{i:05}")), "b").unwrap();
+    }
+    let dir = o.p("many");
+    for i in (0..1500).step_by(100) {
+        fs::remove_file(dir.join(format!("base-file-with-a-long-name-{i:05}"))).unwrap();
+    }
+    for i in 0..40 {
+        fs::write(dir.join(format!("new-{i}")), "n").unwrap();
+    }
+    let mut want: Vec<String> = (0..1500)
+        .filter(|i| i % 100 != 0)
+        .map(|i| format!("base-file-with-a-long-name-{i:05}"))
+        .chain((0..40).map(|i| format!("new-{i}")))
+        .collect();
+    want.sort();
+    // Two listings of the same directory, advanced in turn.
+    let mut a = fs::read_dir(&dir).unwrap();
+    let mut b = fs::read_dir(&dir).unwrap();
+    let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    loop {
+        let x = a
+            .next()
+            .map(|e| e.unwrap().file_name().into_string().unwrap());
+        let y = b
+            .next()
+            .map(|e| e.unwrap().file_name().into_string().unwrap());
+        if x.is_none() && y.is_none() {
+            break;
+        }
+        seen_a.extend(x);
+        seen_b.extend(y);
+    }
+    seen_a.sort();
+    seen_b.sort();
+    assert_eq!(seen_a, want);
+    assert_eq!(seen_b, want);
+}
