@@ -408,7 +408,7 @@ fn two_runners_share_the_session_live() {
 #[test]
 fn a_runner_killed_with_sigkill_leaves_nothing_stuck() {
     let p = Project::new();
-    let mut child = p.spawn_sh("echo up > u.tmp; mv u.tmp up; sleep 600");
+    let mut child = p.spawn_sh("echo up > u.tmp; mv u.tmp up; exec sleep 600");
     wait_for("the command to start", || p.run_mount().join("up").exists());
     child.kill().unwrap();
     child.wait().unwrap();
@@ -422,7 +422,7 @@ fn a_runner_killed_with_sigkill_leaves_nothing_stuck() {
     assert_eq!(text(&out.stdout), "up\n", "{}", text(&out.stderr));
 
     // A killed mount daemon is replaced by the next runner.
-    let mut child = p.spawn_sh("echo again > a.tmp; mv a.tmp again; sleep 600");
+    let mut child = p.spawn_sh("echo again > a.tmp; mv a.tmp again; exec sleep 600");
     wait_for("the command to start", || {
         p.run_mount().join("again").exists()
     });
@@ -690,7 +690,7 @@ fn without_session_a_new_one_with_a_uuid_is_made() {
 #[test]
 fn apply_refuses_while_a_runner_is_live() {
     let p = Project::new();
-    let mut child = p.spawn_sh("echo x > new.txt; mv new.txt up.txt; sleep 600");
+    let mut child = p.spawn_sh("echo x > new.txt; mv new.txt up.txt; exec sleep 600");
     wait_for("the command to start", || {
         p.run_mount().join("up.txt").exists()
     });
@@ -774,7 +774,7 @@ fn several_runners_write_at_once_while_sql_reads() {
 #[test]
 fn rm_waits_for_runners_and_removes_the_run_directory() {
     let p = Project::new();
-    let mut child = p.spawn_sh("echo x > l.tmp; mv l.tmp live; sleep 600");
+    let mut child = p.spawn_sh("echo x > l.tmp; mv l.tmp live; exec sleep 600");
     wait_for("the command to start", || {
         p.run_mount().join("live").exists()
     });
