@@ -810,3 +810,62 @@ fn large_merged_directories_list_each_entry_once_even_when_read_interleaved() {
     assert_eq!(seen_a, want);
     assert_eq!(seen_b, want);
 }
+
+#[test]
+fn base_files_change_through_mmap_and_truncating_opens_without_touching_the_host() {
+    use std::os::fd::AsRawFd;
+    let o = Overlay::new(&[]);
+    // A shared writable mapping of an untouched base file: the kernel writes the dirty page
+    // back without any open of ours, which copies the file up.
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(o.p("src/main.rs"))
+        .unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    // SAFETY: mapping `len` bytes of a file of that size; unmapped below.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(
+        addr,
+        libc::MAP_FAILED,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: the mapping is `len` bytes long and writable.
+    let map = unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) };
+    map[3..7].copy_from_slice(b"MAIN");
+    // SAFETY: msync/munmap of the mapping made above.
+    unsafe {
+        assert_eq!(libc::msync(addr, len, libc::MS_SYNC), 0);
+        assert_eq!(libc::munmap(addr, len), 0);
+    }
+    drop(f);
+    assert_eq!(fs::read(o.p("src/main.rs")).unwrap(), b"fn MAIN() {}\n");
+    // Opening with O_TRUNC empties a base file in the session only.
+    fs::write(o.p("README"), "new\n").unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(o.p("docs/a.md"))
+        .unwrap();
+    assert_eq!(fs::read(o.p("README")).unwrap(), b"new\n");
+    assert_eq!(fs::metadata(o.p("docs/a.md")).unwrap().len(), 0);
+    o.umount();
+    let out = o.agentfs(&["fs", "s", "cat", "/src/main.rs"]);
+    assert_eq!(out.stdout, b"fn MAIN() {}\n");
+    assert_eq!(
+        fs::read(o.base().join("src/main.rs")).unwrap(),
+        b"fn main() {}\n"
+    );
+    assert_eq!(fs::read(o.base().join("README")).unwrap(), b"read me\n");
+    assert_eq!(fs::read(o.base().join("docs/a.md")).unwrap(), b"# A\n");
+}
