@@ -272,6 +272,9 @@ impl Filesystem for AgentFs {
 
     fn destroy(&mut self) {
         // Unmount: give the space of deleted files back now.
+        if let Err(e) = self.fs.vfs().free_forgotten() {
+            eprintln!("agentfs: could not free deleted files at unmount: {e}");
+        }
         if let Err(e) = self.fs.vfs().compact() {
             eprintln!("agentfs: could not compact the session at unmount: {e}");
         }

@@ -64,6 +64,8 @@ struct OpenFiles {
     /// Orphans the kernel forgot while handles of ours were still open: freed at the last
     /// release.
     forgotten: std::collections::HashSet<Ino>,
+    /// Orphans the kernel forgot, to be freed by the next round of maintenance.
+    to_free: Vec<Ino>,
     /// When each inode last got a `write` journal row from writes made without a handle, so
     /// a burst of such writes is journaled once.
     unopened_writes: HashMap<Ino, std::time::Instant>,
@@ -1305,6 +1307,21 @@ impl Vfs {
         if free.is_empty() {
             return Ok(());
         }
+        // With a maintenance thread, frees are batched: many files deleted at once (rm -rf)
+        // then cost one transaction instead of one each.
+        if self.background_maintenance.load(Ordering::Relaxed) {
+            self.files().to_free.extend(free);
+            return Ok(());
+        }
+        self.free_orphans(&free)
+    }
+
+    /// Frees the forgotten orphans that [`Vfs::forget`] left for maintenance.
+    pub fn free_forgotten(&self) -> VfsResult<()> {
+        let free = std::mem::take(&mut self.files().to_free);
+        if free.is_empty() {
+            return Ok(());
+        }
         self.free_orphans(&free)
     }
 
@@ -1540,6 +1557,7 @@ impl Vfs {
     /// space back rewrites pages, which would slow a running `rm -rf`) or when very much is
     /// free. Returns whether more reclaiming is waiting.
     pub fn maintain(&self) -> VfsResult<bool> {
+        self.free_forgotten()?;
         // Checkpoint on a reader connection: it does not block writers.
         self.store()?.checkpoint_if_large()?;
         let mut store = self.writer()?;
