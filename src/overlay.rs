@@ -97,6 +97,8 @@ struct CopySource {
     file: Option<File>,
     /// Copied without its bytes (`fs_base_backing`).
     partial: bool,
+    /// The hash of the bytes of a small file copied without them.
+    hash: Option<[u8; 32]>,
 }
 
 /// Listings kept for directories read without a handle (see [`Overlay::snapshot`]).
@@ -108,6 +110,9 @@ const UNOPENED_LISTINGS_MAX: usize = 256;
 enum CopyFor {
     Data,
     Metadata,
+    /// Truncation to zero (O_TRUNC): no bytes are kept, but a small file's hash is taken so
+    /// that writing the same bytes back still counts as no change.
+    Emptying,
 }
 
 /// Base files at least this large are copied up partially (`fs_base_backing`) for any change;
@@ -661,6 +666,7 @@ impl Overlay {
                     base_path: &e.path,
                     size: md.size(),
                     backed_by_base: src.partial,
+                    base_hash: src.hash,
                     then_write: then_write.filter(|_| i == last),
                 };
                 (&e.name[..], copy)
@@ -690,10 +696,22 @@ impl Overlay {
         // A large file is copied up partially: its bytes stay in the base until they
         // change, so editing a little of it costs little. Nor is it read to be hashed:
         // its recorded size and mtime (which the base must keep) identify it.
-        let partial = kind == FileKind::File
-            && (reason == CopyFor::Metadata || md.size() >= PARTIAL_COPY_UP_MIN);
+        let partial =
+            kind == FileKind::File && (reason != CopyFor::Data || md.size() >= PARTIAL_COPY_UP_MIN);
         let file = if kind == FileKind::File && !partial {
             Some(File::open(self.host(path)).map_err(io_err)?)
+        } else {
+            None
+        };
+        let hash = if kind == FileKind::File
+            && reason == CopyFor::Emptying
+            && md.size() < PARTIAL_COPY_UP_MIN
+        {
+            let mut hasher = blake3::Hasher::new();
+            hasher
+                .update_reader(File::open(self.host(path)).map_err(io_err)?)
+                .map_err(io_err)?;
+            Some(*hasher.finalize().as_bytes())
         } else {
             None
         };
@@ -703,6 +721,7 @@ impl Overlay {
             target,
             file,
             partial,
+            hash,
         })
     }
 
@@ -927,10 +946,10 @@ impl Overlay {
         if self.base.is_none() {
             return self.vfs.setattr(ino, set);
         }
-        let reason = if set.size.is_some() {
-            CopyFor::Data
-        } else {
-            CopyFor::Metadata
+        let reason = match set.size {
+            Some(0) => CopyFor::Emptying,
+            Some(_) => CopyFor::Data,
+            None => CopyFor::Metadata,
         };
         let d = self.copy_up_for(&self.resolve(ino)?, reason)?;
         self.delta_attr(self.vfs.setattr(d, set)?)

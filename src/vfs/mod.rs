@@ -528,7 +528,7 @@ impl Vfs {
         if is_dir {
             rows::add_nlink(tx, parent, 1, None)?;
         }
-        let mut hash = None;
+        let mut hash = c.base_hash;
         if let Some(reader) = c.data {
             let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;

@@ -194,6 +194,9 @@ pub struct CopyUp<'a> {
     /// Partial copy-up (with `data` None): the base file's bytes stay in the base until
     /// they change (`fs_base_backing`); no hash is recorded (size and mtime identify it).
     pub backed_by_base: bool,
+    /// The blake3 of the base file's bytes when they are known without copying them (a
+    /// file copied up only to be emptied).
+    pub base_hash: Option<[u8; 32]>,
     /// A write to make in the same transaction (the change that needed the copy), so a
     /// first write into a base file commits once.
     pub then_write: Option<(u64, &'a [u8])>,
