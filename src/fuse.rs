@@ -263,6 +263,12 @@ impl Filesystem for AgentFs {
         {
             self.passthrough = true;
         } else {
+            if self.want_passthrough {
+                eprintln!(
+                    "agentfs: --passthrough is not available here (it needs an overlay \
+                     session, kernel 6.9+ and root); base files are read through the daemon"
+                );
+            }
             // OPEN will be declined, so the kernel keeps files open without telling us: a
             // file that loses its last link lives until the kernel forgets its inode.
             self.fs.vfs().free_on_forget();
