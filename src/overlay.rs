@@ -891,7 +891,7 @@ impl Overlay {
             return self.vfs.rename(parent, name, new_parent, new_name, flags);
         }
         if flags.exchange {
-            return Err(VfsError::CrossDevice);
+            return self.exchange(parent, name, new_parent, new_name, flags);
         }
         let src = self.exists(parent, name)?.ok_or(VfsError::NotFound)?;
         let dst = self.exists(new_parent, new_name)?;
@@ -936,6 +936,45 @@ impl Overlay {
             && self.base_stat(ob)?.is_some()
         {
             self.set_whiteout(ob, true)?;
+        }
+        Ok(())
+    }
+
+    /// rename(2) with RENAME_EXCHANGE: both entries are copied up (without their bytes) and
+    /// swapped in the delta. Both names stay, so no whiteout changes; a directory made in
+    /// the session that lands where the base has a directory becomes opaque, as in a move.
+    fn exchange(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> VfsResult<()> {
+        let a = self.exists(parent, name)?.ok_or(VfsError::NotFound)?;
+        let b = self
+            .exists(new_parent, new_name)?
+            .ok_or(VfsError::NotFound)?;
+        let parent_node = self.resolve(parent)?;
+        let new_parent_node = self.resolve(new_parent)?;
+        let old_base = self.base_dir_of(&parent_node)?.map(|p| join(&p, name));
+        let new_base = self
+            .base_dir_of(&new_parent_node)?
+            .map(|p| join(&p, new_name));
+        let a_delta = self.copy_up_for(&self.resolve(a.ino)?, CopyFor::Metadata)?;
+        let b_delta = self.copy_up_for(&self.resolve(b.ino)?, CopyFor::Metadata)?;
+        let from_dir = self.copy_up(&parent_node)?;
+        let to_dir = self.copy_up(&new_parent_node)?;
+        self.vfs.rename(from_dir, name, to_dir, new_name, flags)?;
+        for (moved, kind, lands_at) in [(a_delta, a.kind, &new_base), (b_delta, b.kind, &old_base)]
+        {
+            if kind == FileKind::Dir
+                && self.origin_of(moved)?.is_none()
+                && let Some(path) = lands_at
+                && self.base_stat(path)?.is_some()
+            {
+                self.vfs.set_opaque(moved)?;
+            }
         }
         Ok(())
     }

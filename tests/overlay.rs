@@ -869,3 +869,63 @@ fn base_files_change_through_mmap_and_truncating_opens_without_touching_the_host
     assert_eq!(fs::read(o.base().join("README")).unwrap(), b"read me\n");
     assert_eq!(fs::read(o.base().join("docs/a.md")).unwrap(), b"# A\n");
 }
+
+/// renameat2(RENAME_EXCHANGE) of two paths.
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes()).unwrap();
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes()).unwrap();
+    // SAFETY: two valid C strings; renameat2 only reads them.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[test]
+fn rename_exchange_swaps_base_and_session_entries() {
+    let o = Overlay::new(&[]);
+    let before = snapshot(&o.base());
+    // Two base files, then a base file and a file made in the session.
+    exchange(&o.p("README"), &o.p("src/main.rs")).unwrap();
+    assert_eq!(fs::read(o.p("README")).unwrap(), b"fn main() {}\n");
+    assert_eq!(fs::read(o.p("src/main.rs")).unwrap(), b"read me\n");
+    fs::write(o.p("new.txt"), "new\n").unwrap();
+    exchange(&o.p("new.txt"), &o.p("docs/a.md")).unwrap();
+    assert_eq!(fs::read(o.p("new.txt")).unwrap(), b"# A\n");
+    assert_eq!(fs::read(o.p("docs/a.md")).unwrap(), b"new\n");
+    // A base directory and one made in the session: each keeps its own children.
+    fs::create_dir(o.p("made")).unwrap();
+    fs::write(o.p("made/m.txt"), "m").unwrap();
+    exchange(&o.p("made"), &o.p("src")).unwrap();
+    let names = |dir: &str| {
+        let mut n: Vec<String> = fs::read_dir(o.p(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names("src"), ["m.txt"]);
+    assert_eq!(names("made"), ["lib", "main.rs"]);
+    assert_eq!(
+        fs::read(o.p("made/lib/util.rs")).unwrap(),
+        b"pub fn util() {}\n"
+    );
+    // Still so after a remount, and the base is untouched.
+    o.umount();
+    o.agentfs(&["mount", "s", o.mnt.to_str().unwrap()]);
+    assert_eq!(names("src"), ["m.txt"]);
+    assert_eq!(names("made"), ["lib", "main.rs"]);
+    assert_eq!(snapshot(&o.base()), before);
+}
