@@ -577,3 +577,52 @@ fn files_copied_up_without_their_bytes_are_checked_by_size_and_mtime() {
         "echo OTHER\n"
     );
 }
+
+#[test]
+fn swapped_files_and_directories_apply_without_losing_either_side() {
+    let env = Env::new(&[
+        ("README", b"read me\n"),
+        ("src/main.rs", b"fn main() {}\n"),
+        ("big.bin", &binary(3, 1_500_000)),
+        ("small.txt", b"small\n"),
+        ("d1/f", b"one\n"),
+        ("d2/g", b"two\n"),
+        ("old/x", b"x\n"),
+        ("new/y", b"y\n"),
+    ]);
+    env.mount();
+    let sh = |script: &str| common::sh_in(&env.mnt, script);
+    // Swaps by three renames (files copied up without their bytes), a swap of two base
+    // directories, and a base directory moved over one emptied first.
+    sh("mv README t && mv src/main.rs README && mv t src/main.rs");
+    sh("mv big.bin t && mv small.txt big.bin && mv t small.txt");
+    sh("mv d1 dt && mv d2 d1 && mv dt d2");
+    sh("rm -rf new && mv old new");
+    let session_view = snapshot(&env.mnt);
+    env.umount();
+
+    let out = env.run(&["apply", "s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(snapshot(&env.base()), session_view);
+    assert_eq!(
+        fs::read(env.base().join("README")).unwrap(),
+        b"fn main() {}\n"
+    );
+    assert_eq!(
+        fs::read(env.base().join("src/main.rs")).unwrap(),
+        b"read me\n"
+    );
+    assert_eq!(
+        fs::read(env.base().join("small.txt")).unwrap(),
+        binary(3, 1_500_000)
+    );
+    assert_eq!(fs::read(env.base().join("d1/g")).unwrap(), b"two\n");
+    assert_eq!(fs::read(env.base().join("d2/f")).unwrap(), b"one\n");
+    assert_eq!(fs::read(env.base().join("new/x")).unwrap(), b"x\n");
+    // The session agrees with the base it was applied to, and holds nothing more.
+    assert_eq!(env.diff(), "");
+    assert_eq!(env.sql("SELECT count(*) FROM fs_dentry"), "count(*)\n0\n");
+    env.mount();
+    assert_eq!(snapshot(&env.mnt), session_view);
+    env.umount();
+}

@@ -109,6 +109,29 @@ pub fn prune(vfs: &Vfs, base: &BaseTree, dirs: &[String]) -> Result<(), ApplyErr
     Ok(())
 }
 
+/// After an apply that wrote everything (no conflict, no path filter) the base shows what
+/// the session shows. A directory the session moved still names the base directory it was
+/// copied from (`fs_base_identity.base_path`), which no longer holds its entries: it is
+/// made to name its own path, and the whiteouts, all applied by now, go. Returns the
+/// directories so re-pointed, for [`prune`].
+pub fn settle_moved_dirs(vfs: &Vfs, base: &BaseTree) -> Result<Vec<String>, ApplyError> {
+    let mut store = vfs.store()?;
+    let tx = store.write_tx()?;
+    let moved: Vec<(String, i64)> = tx
+        .prepare(
+            "SELECT p.path, p.ino FROM fs_paths p JOIN fs_base_identity i ON i.ino = p.ino \
+             WHERE p.type = 'dir' AND i.base_path IS NOT p.path",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (path, ino) in &moved {
+        adopt(&tx, base, Ino(*ino as u64), path)?;
+    }
+    tx.execute("DELETE FROM fs_whiteout", [])?;
+    tx.commit()?;
+    Ok(moved.into_iter().map(|(path, _)| path).collect())
+}
+
 /// Drops the whiteout at `path`, journals the change and commits.
 fn finish(tx: Transaction<'_>, path: &str) -> Result<(), ApplyError> {
     tx.prepare_cached("DELETE FROM fs_whiteout WHERE path = ?1")?

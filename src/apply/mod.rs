@@ -13,6 +13,7 @@ pub mod plan;
 pub mod tree;
 pub mod write;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -206,6 +207,20 @@ pub fn apply(
             .iter()
             .any(|w| plan::within(w, path) || plan::within(path, w))
     });
+    // Every file and symlink is built before the base changes at all (see write::Staging).
+    let mut staging = write::Staging::new(&base_tree)?;
+    let mut staged: HashMap<&str, PathBuf> = HashMap::new();
+    {
+        let session = SessionTree::new(vfs.clone(), base);
+        for item in ready.iter().filter(|i| i.writes()) {
+            if let Some(tmp) = staging
+                .stage(&session, &item.path)
+                .map_err(ApplyError::at(&item.path))?
+            {
+                staged.insert(&item.path, tmp);
+            }
+        }
+    }
     let mut failed = vec![false; ready.len()];
     remove_all(
         vfs,
@@ -225,8 +240,15 @@ pub fn apply(
             // A directory is forgotten only after everything is written: until then its
             // entries may still be read through it (the base children of a moved one).
             let is_dir = item.session.is_dir();
-            let done = write_path(vfs, &base_tree, &item.path, opts.force, !is_dir)
-                .map_err(ApplyError::at(&item.path))?;
+            let done = write_path(
+                vfs,
+                &base_tree,
+                &item.path,
+                opts.force,
+                !is_dir,
+                staged.get(item.path.as_str()).map(PathBuf::as_path),
+            )
+            .map_err(ApplyError::at(&item.path))?;
             match done {
                 Ok(before) => {
                     if is_dir {
@@ -265,6 +287,10 @@ pub fn apply(
     }
     remove_all(vfs, &base_tree, &late, opts.force, &mut failed, &mut report)?;
     forget::prune(vfs, &base_tree, &prune)?;
+    if report.conflicts.is_empty() && opts.paths.is_empty() {
+        let moved = forget::settle_moved_dirs(vfs, &base_tree)?;
+        forget::prune(vfs, &base_tree, &moved)?;
+    }
     for (item, failed) in ready.iter().zip(&failed) {
         if !failed {
             on_applied(item);
@@ -332,12 +358,13 @@ fn write_path(
     path: &str,
     force: bool,
     forget: bool,
+    staged: Option<&Path>,
 ) -> Result<Result<Option<u64>, write::Blocked>, ApplyError> {
     let before = base.ino(path)?;
     // A fresh view for each path: an overlay remembers what host inode numbers stood for,
     // and the paths written before this one freed some and reused them.
     let session = SessionTree::new(vfs.clone(), base.root());
-    let done = write::put(base, &session, path, force)?;
+    let done = write::put(base, &session, path, force, staged)?;
     if done.is_ok() && forget {
         forget::forget_written(vfs, base, path, before)?;
     }

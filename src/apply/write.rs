@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::vfs::{Attr, FileKind};
@@ -23,11 +23,14 @@ pub enum Blocked {
 /// Writes the session's entry at `path` (file, symlink or directory) into the base,
 /// replacing what is there. Owner and times follow the session where the process may set
 /// them.
+///
+/// A file or symlink comes from `staged` (see [`Staging`]) when given, else it is built now.
 pub fn put(
     base: &BaseTree,
     session: &SessionTree,
     path: &str,
     force: bool,
+    staged: Option<&Path>,
 ) -> Result<Result<(), Blocked>, ApplyError> {
     let Some(attr) = session.attr(path)? else {
         return Ok(Ok(()));
@@ -58,36 +61,10 @@ pub fn put(
         return Ok(Err(b));
     }
     let tmp = temp_name(&host);
-    let written = (|| -> Result<(), ApplyError> {
-        if attr.kind == FileKind::Symlink {
-            use std::os::unix::ffi::OsStrExt;
-            let target = session.readlink(&attr)?;
-            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &tmp)
-                .map_err(|e| ApplyError::io(&tmp, e))?;
-            chown_best_effort(&tmp, &attr);
-            return Ok(());
-        }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| ApplyError::io(&tmp, e))?;
-        let mut out = io::BufWriter::with_capacity(1 << 20, &mut file);
-        session.copy_to(&attr, &mut out)?;
-        out.flush().map_err(|e| ApplyError::io(&tmp, e))?;
-        drop(out);
-        chown_best_effort(&tmp, &attr);
-        // After chown, which clears setuid/setgid bits.
-        file.set_permissions(std::fs::Permissions::from_mode(attr.perm))
-            .map_err(|e| ApplyError::io(&tmp, e))?;
-        let times = std::fs::FileTimes::new()
-            .set_accessed(to_system_time(attr.atime.sec, attr.atime.nsec))
-            .set_modified(to_system_time(attr.mtime.sec, attr.mtime.nsec));
-        file.set_times(times).map_err(|e| ApplyError::io(&tmp, e))?;
-        file.sync_all().map_err(|e| ApplyError::io(&tmp, e))?;
-        Ok(())
-    })();
+    let written = match staged {
+        Some(staged) => move_staged(staged, &tmp),
+        None => build(session, &attr, &tmp),
+    };
     let renamed = written.and_then(|()| {
         std::fs::rename(&tmp, &host).map_err(|e| ApplyError::io(&host, e))?;
         sync_parent(&host)
@@ -96,6 +73,112 @@ pub fn put(
         let _ = std::fs::remove_file(&tmp);
     }
     renamed.map(Ok)
+}
+
+/// Builds the session's file or symlink `attr` at `tmp`: bytes, mode, owner, times, synced.
+fn build(session: &SessionTree, attr: &Attr, tmp: &Path) -> Result<(), ApplyError> {
+    if attr.kind == FileKind::Symlink {
+        use std::os::unix::ffi::OsStrExt;
+        let target = session.readlink(attr)?;
+        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), tmp)
+            .map_err(|e| ApplyError::io(tmp, e))?;
+        chown_best_effort(tmp, attr);
+        return Ok(());
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)
+        .map_err(|e| ApplyError::io(tmp, e))?;
+    let mut out = io::BufWriter::with_capacity(1 << 20, &mut file);
+    session.copy_to(attr, &mut out)?;
+    out.flush().map_err(|e| ApplyError::io(tmp, e))?;
+    drop(out);
+    chown_best_effort(tmp, attr);
+    // After chown, which clears setuid/setgid bits.
+    file.set_permissions(std::fs::Permissions::from_mode(attr.perm))
+        .map_err(|e| ApplyError::io(tmp, e))?;
+    let times = std::fs::FileTimes::new()
+        .set_accessed(to_system_time(attr.atime.sec, attr.atime.nsec))
+        .set_modified(to_system_time(attr.mtime.sec, attr.mtime.nsec));
+    file.set_times(times).map_err(|e| ApplyError::io(tmp, e))?;
+    file.sync_all().map_err(|e| ApplyError::io(tmp, e))?;
+    Ok(())
+}
+
+/// Moves a staged entry to `tmp` (next to its target); across filesystems (a mount point
+/// inside the base) by copying it.
+fn move_staged(staged: &Path, tmp: &Path) -> Result<(), ApplyError> {
+    match std::fs::rename(staged, tmp) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() != Some(libc::EXDEV) => return Err(ApplyError::io(tmp, e)),
+        Err(_) => {}
+    }
+    let md = std::fs::symlink_metadata(staged).map_err(|e| ApplyError::io(staged, e))?;
+    if md.file_type().is_symlink() {
+        let target = std::fs::read_link(staged).map_err(|e| ApplyError::io(staged, e))?;
+        std::os::unix::fs::symlink(target, tmp).map_err(|e| ApplyError::io(tmp, e))?;
+    } else {
+        std::fs::copy(staged, tmp).map_err(|e| ApplyError::io(tmp, e))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(tmp)
+            .map_err(|e| ApplyError::io(tmp, e))?;
+        let times = std::fs::FileTimes::new()
+            .set_accessed(md.accessed().map_err(|e| ApplyError::io(staged, e))?)
+            .set_modified(md.modified().map_err(|e| ApplyError::io(staged, e))?);
+        file.set_times(times).map_err(|e| ApplyError::io(tmp, e))?;
+        file.sync_all().map_err(|e| ApplyError::io(tmp, e))?;
+    }
+    // Best effort, as for entries built in place.
+    let _ = std::os::unix::fs::lchown(tmp, Some(md.uid()), Some(md.gid()));
+    let _ = std::fs::remove_file(staged);
+    Ok(())
+}
+
+/// Where the session's files and symlinks are built before the base changes at all: what
+/// the session shows may be read from base files that the apply itself replaces (two files
+/// swapped, the children of a moved directory). A directory at the base root, so moving an
+/// entry out of it is a rename; removed with whatever is left in it.
+pub struct Staging {
+    dir: PathBuf,
+    next: u32,
+}
+
+impl Staging {
+    pub fn new(base: &BaseTree) -> Result<Staging, ApplyError> {
+        let dir = temp_name(&base.root().join("staging"));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| ApplyError::io(&dir, e))?;
+        Ok(Staging { dir, next: 0 })
+    }
+
+    /// Builds the session's entry at `path` if it is a file or symlink; returns where.
+    pub fn stage(
+        &mut self,
+        session: &SessionTree,
+        path: &str,
+    ) -> Result<Option<PathBuf>, ApplyError> {
+        let Some(attr) = session.attr(path)? else {
+            return Ok(None);
+        };
+        if !matches!(attr.kind, FileKind::File | FileKind::Symlink) {
+            return Ok(None);
+        }
+        let tmp = self.dir.join(self.next.to_string());
+        self.next += 1;
+        build(session, &attr, &tmp)?;
+        Ok(Some(tmp))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Removes whatever the base has at `path`; a directory only if empty, unless `force`.
