@@ -208,7 +208,7 @@ pub fn apply(
             .any(|w| plan::within(w, path) || plan::within(path, w))
     });
     // Every file and symlink is built before the base changes at all (see write::Staging).
-    let mut staging = write::Staging::new(&base_tree)?;
+    let mut staging = write::Staging::new(&base_tree);
     let mut staged: HashMap<&str, PathBuf> = HashMap::new();
     {
         let session = SessionTree::new(vfs.clone(), base);

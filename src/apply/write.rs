@@ -141,19 +141,34 @@ fn move_staged(staged: &Path, tmp: &Path) -> Result<(), ApplyError> {
 /// the session shows may be read from base files that the apply itself replaces (two files
 /// swapped, the children of a moved directory). A directory at the base root, so moving an
 /// entry out of it is a rename; removed with whatever is left in it.
+/// Made at the first entry staged, so an apply with nothing to write leaves the base root
+/// alone.
 pub struct Staging {
-    dir: PathBuf,
+    root: PathBuf,
+    dir: Option<PathBuf>,
     next: u32,
 }
 
 impl Staging {
-    pub fn new(base: &BaseTree) -> Result<Staging, ApplyError> {
-        let dir = temp_name(&base.root().join("staging"));
+    pub fn new(base: &BaseTree) -> Staging {
+        Staging {
+            root: base.root().to_path_buf(),
+            dir: None,
+            next: 0,
+        }
+    }
+
+    fn dir(&mut self) -> Result<PathBuf, ApplyError> {
+        if let Some(dir) = &self.dir {
+            return Ok(dir.clone());
+        }
+        let dir = temp_name(&self.root.join("staging"));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
             .map_err(|e| ApplyError::io(&dir, e))?;
-        Ok(Staging { dir, next: 0 })
+        self.dir = Some(dir.clone());
+        Ok(dir)
     }
 
     /// Builds the session's entry at `path` if it is a file or symlink; returns where.
@@ -168,7 +183,7 @@ impl Staging {
         if !matches!(attr.kind, FileKind::File | FileKind::Symlink) {
             return Ok(None);
         }
-        let tmp = self.dir.join(self.next.to_string());
+        let tmp = self.dir()?.join(self.next.to_string());
         self.next += 1;
         build(session, &attr, &tmp)?;
         Ok(Some(tmp))
@@ -177,7 +192,9 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
