@@ -91,47 +91,8 @@ pub fn set_mount_ns(conn: &Connection, id: i64, ns: u64) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// Ends runner `id`: kills what its command left running in the sandbox (background jobs
-/// would otherwise outlive it and keep the session mounted), then records the end with the
-/// command's exit status (None: killed, unknown).
+/// Records that runner `id` ended, with the command's exit status (None: killed, unknown).
 pub fn finish(conn: &Connection, id: i64, exit_status: Option<i32>) -> rusqlite::Result<()> {
-    let ns: Option<i64> = conn
-        .query_row("SELECT mnt_ns FROM fs_runner WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .optional()?
-        .flatten();
-    if let Some(ns) = ns {
-        kill_namespace(ns as u64);
-    }
-    record_end(conn, id, exit_status)
-}
-
-/// Sends SIGKILL to every process in mount namespace `ns` (never the caller's own
-/// namespace); returns how many were signalled.
-pub fn kill_namespace(ns: u64) -> usize {
-    let own = std::process::id();
-    if mount_ns_of(own) == Some(ns) {
-        return 0;
-    }
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut killed = 0;
-    for pid in procs
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-    {
-        if pid != own && mount_ns_of(pid) == Some(ns) {
-            // SAFETY: plain kill(2).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            killed += 1;
-        }
-    }
-    killed
-}
-
-fn record_end(conn: &Connection, id: i64, exit_status: Option<i32>) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE fs_runner SET ended_at_ns = ?2, exit_status = ?3 \
          WHERE id = ?1 AND ended_at_ns IS NULL",
@@ -277,12 +238,6 @@ mod tests {
         assert!(process_start(me).is_some());
         assert!(mount_ns_of(me).is_some());
         assert_eq!(process_start(u32::MAX), None);
-    }
-
-    #[test]
-    fn the_callers_own_namespace_is_never_killed() {
-        let ns = mount_ns_of(std::process::id()).unwrap();
-        assert_eq!(kill_namespace(ns), 0);
     }
 
     #[test]

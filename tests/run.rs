@@ -824,35 +824,3 @@ fn an_interactive_bash_works_on_the_terminal() {
     term.send(b"exit 4\r");
     assert_eq!(term.wait().code(), Some(4));
 }
-
-#[test]
-fn background_jobs_end_with_their_runner() {
-    let p = Project::new();
-    let alive = |pid: u32| agentfs::runners::process_start(pid).is_some();
-    let pid_in = |file: &str| -> u32 {
-        p.agentfs(&["fs", "s", "cat", file])
-            .trim()
-            .parse()
-            .expect("a pid")
-    };
-    // The command exits and leaves a job running in the sandbox.
-    let out = p.sh("sleep 300 >/dev/null 2>&1 & echo $! > bg.pid");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let job = pid_in("/bg.pid");
-    wait_for("the leftover job to be killed", || !alive(job));
-    p.wait_unmounted();
-
-    // The runner itself is killed: the mount daemon ends what was left.
-    let mut child = p.spawn_sh(
-        "sleep 300 >/dev/null 2>&1 & echo $! > bg2.tmp; mv bg2.tmp bg2.pid; exec sleep 600",
-    );
-    wait_for("the command to start", || {
-        p.run_mount().join("bg2.pid").exists()
-    });
-    let job = pid_in("/bg2.pid");
-    assert!(alive(job));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    wait_for("the job of a killed runner to be killed", || !alive(job));
-    p.wait_unmounted();
-}
