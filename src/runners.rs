@@ -148,14 +148,19 @@ pub fn close_dead(conn: &Connection) -> rusqlite::Result<usize> {
 /// (a namespace belongs to one runner for its whole life). Processes outside any runner's
 /// sandbox (the host, `agentfs mount` users) have none.
 pub struct RunnerResolver {
-    by_ns: Mutex<HashMap<u64, Option<i64>>>,
+    /// Recent answers per namespace. Not kept for good: the kernel gives a freed
+    /// namespace's number to the next namespace made, so once a runner's sandbox is gone
+    /// its number may come back as another runner's.
+    by_ns: Mutex<HashMap<u64, (std::time::Instant, Option<i64>)>>,
     /// Recent answers per pid: reading /proc/PID/ns/mnt costs more than the rest of a small
-    /// request, and a pid is not reused within `PID_MEMORY`.
+    /// request, and a pid is not reused within `MEMORY`.
     by_pid: Mutex<HashMap<u32, (std::time::Instant, Option<i64>)>>,
+    /// The namespace this process runs in, which no runner has.
+    own_ns: Option<u64>,
 }
 
-/// How long the runner found for a pid is trusted without looking again.
-const PID_MEMORY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the runner found for a pid or a namespace is trusted without looking again.
+const MEMORY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Default for RunnerResolver {
     fn default() -> Self {
@@ -165,13 +170,10 @@ impl Default for RunnerResolver {
 
 impl RunnerResolver {
     pub fn new() -> RunnerResolver {
-        let mut known = HashMap::new();
-        if let Some(own) = mount_ns_of(std::process::id()) {
-            known.insert(own, None);
-        }
         RunnerResolver {
-            by_ns: Mutex::new(known),
+            by_ns: Mutex::new(HashMap::new()),
             by_pid: Mutex::new(HashMap::new()),
+            own_ns: mount_ns_of(std::process::id()),
         }
     }
 
@@ -190,14 +192,14 @@ impl RunnerResolver {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&pid)
-            && now.duration_since(*at) < PID_MEMORY
+            && now.duration_since(*at) < MEMORY
         {
             return *r;
         }
-        let found = self.runner_of_ns(pid, lookup);
+        let found = self.runner_of_ns(pid, now, lookup);
         let mut by_pid = self.by_pid.lock().unwrap_or_else(|e| e.into_inner());
         if by_pid.len() > 4096 {
-            by_pid.retain(|_, (at, _)| now.duration_since(*at) < PID_MEMORY);
+            by_pid.retain(|_, (at, _)| now.duration_since(*at) < MEMORY);
         }
         by_pid.insert(pid, (now, found));
         found
@@ -206,16 +208,25 @@ impl RunnerResolver {
     fn runner_of_ns(
         &self,
         pid: u32,
+        now: std::time::Instant,
         lookup: impl FnOnce(u64) -> Option<Option<i64>>,
     ) -> Option<i64> {
         let ns = mount_ns_of(pid)?;
+        if Some(ns) == self.own_ns {
+            return None;
+        }
         let mut known = self.by_ns.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = known.get(&ns) {
+        if let Some((at, r)) = known.get(&ns)
+            && now.duration_since(*at) < MEMORY
+        {
             return *r;
         }
         // A failed lookup is not remembered: the next request asks again.
         let found = lookup(ns)?;
-        known.insert(ns, found);
+        if known.len() > 4096 {
+            known.retain(|_, (at, _)| now.duration_since(*at) < MEMORY);
+        }
+        known.insert(ns, (now, found));
         found
     }
 }
@@ -251,8 +262,19 @@ mod tests {
         let r = RunnerResolver {
             by_ns: Mutex::new(HashMap::new()),
             by_pid: Mutex::new(HashMap::new()),
+            own_ns: None,
         };
         assert_eq!(r.runner_of(me, |_| Some(Some(7))), Some(7));
         assert_eq!(r.runner_of(me, |_| panic!("asked twice")), Some(7));
+        // An answer older than MEMORY is asked again: the namespace's number may belong to
+        // another runner by now.
+        let long_ago = std::time::Instant::now() - MEMORY * 2;
+        for (at, _) in r.by_pid.lock().unwrap().values_mut() {
+            *at = long_ago;
+        }
+        for (at, _) in r.by_ns.lock().unwrap().values_mut() {
+            *at = long_ago;
+        }
+        assert_eq!(r.runner_of(me, |_| Some(Some(8))), Some(8));
     }
 }
