@@ -31,6 +31,12 @@ pub const DELTA_NODE: u64 = 1 << 62;
 /// would take the two for one inode and show the session's copy at the new file's name.
 pub const BASE_ALIAS: u64 = 1 << 61;
 
+/// Marks node ids of base entries on another filesystem than the base directory (a mount
+/// point inside it): their host inode numbers may repeat the base's own, or the root's
+/// node id (a tmpfs root is inode 1). Such an entry's id is a hash of its device and inode
+/// number, stable while the host keeps both.
+pub const FOREIGN_NODE: u64 = 1 << 60;
+
 /// One entry of a merged directory listing.
 #[derive(Debug, Clone)]
 pub struct OverlayEntry {
@@ -69,6 +75,8 @@ enum Handle {
 pub struct Overlay {
     vfs: Arc<Vfs>,
     base: Option<PathBuf>,
+    /// The device of the base directory (see [`FOREIGN_NODE`]).
+    base_dev: u64,
     /// Base st_ino -> the base entry, learned at lookup.
     base_paths: Mutex<HashMap<u64, BaseEntry>>,
     handles: Mutex<HashMap<u64, Handle>>,
@@ -187,9 +195,14 @@ fn base_attr(md: &std::fs::Metadata) -> Attr {
 impl Overlay {
     /// Serves `vfs`; with `base`, as an overlay over that host directory.
     pub fn new(vfs: Arc<Vfs>, base: Option<PathBuf>) -> Overlay {
+        let base_dev = base
+            .as_deref()
+            .and_then(|b| std::fs::metadata(b).ok())
+            .map_or(0, |m| m.dev());
         Overlay {
             vfs,
             base,
+            base_dev,
             base_paths: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             next_fh: Mutex::new(1),
@@ -237,10 +250,11 @@ impl Overlay {
     /// Records a base entry found by lookup or listing; returns its attributes under the
     /// node id it gets (its host inode number, marked if a copied-up entry claims that).
     fn remember(&self, md: &std::fs::Metadata, entry: BaseEntry) -> VfsResult<Attr> {
-        let node = if self.claimed()?.contains(&md.ino()) {
-            md.ino() | BASE_ALIAS
+        let id = self.base_id(md);
+        let node = if self.claimed()?.contains(&id) {
+            id | BASE_ALIAS
         } else {
-            md.ino()
+            id
         };
         self.base_paths
             .lock()
@@ -249,6 +263,22 @@ impl Overlay {
         let mut attr = base_attr(md);
         attr.ino = Ino(node);
         Ok(attr)
+    }
+
+    /// The number that identifies a base entry (its node id unless claimed, and the
+    /// `fs_origin.base_ino` of its copy): its host inode number, or for an entry on another
+    /// filesystem than the base directory a `FOREIGN_NODE` id.
+    fn base_id(&self, md: &std::fs::Metadata) -> u64 {
+        if md.dev() == self.base_dev && md.ino() != Ino::ROOT.0 {
+            return md.ino();
+        }
+        // splitmix64 of device and inode: deterministic across processes and remounts.
+        let mut z = md.dev().rotate_left(32) ^ md.ino();
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        FOREIGN_NODE | (z & (FOREIGN_NODE - 1))
     }
 
     fn claimed(&self) -> VfsResult<Arc<HashSet<u64>>> {
@@ -662,7 +692,7 @@ impl Overlay {
                     mtime: ts(md.mtime(), md.mtime_nsec()),
                     symlink_target: src.target.as_deref(),
                     data: src.file.as_mut().map(|f| f as &mut dyn std::io::Read),
-                    base_ino: md.ino(),
+                    base_ino: self.base_id(md),
                     base_path: &e.path,
                     size: md.size(),
                     backed_by_base: src.partial,
@@ -674,7 +704,7 @@ impl Overlay {
             .collect();
         let attr = self.vfs.copy_up(top, copies)?;
         for src in &sources {
-            self.add_claim(src.md.ino());
+            self.add_claim(self.base_id(&src.md));
         }
         Ok(attr.ino)
     }
