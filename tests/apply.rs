@@ -626,3 +626,45 @@ fn swapped_files_and_directories_apply_without_losing_either_side() {
     assert_eq!(snapshot(&env.mnt), session_view);
     env.umount();
 }
+
+#[test]
+fn files_on_another_filesystem_inside_the_base_are_applied_by_copying() {
+    let env = Env::new(&[("README", b"read me\n")]);
+    // A tmpfs mounted inside the base: the staged file cannot be renamed there.
+    let sub = env.base().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs", sub.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "mounting a tmpfs needs root");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _tmpfs = Unmount(sub.clone());
+    fs::write(sub.join("on-tmpfs.txt"), "old\n").unwrap();
+    fs::set_permissions(sub.join("on-tmpfs.txt"), fs::Permissions::from_mode(0o640)).unwrap();
+    env.mount();
+    fs::write(env.p("sub/on-tmpfs.txt"), "new\n").unwrap();
+    fs::write(env.p("sub/made.sh"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(env.p("sub/made.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    let session_view = snapshot(&env.mnt);
+    env.umount();
+    let out = env.run(&["apply", "s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs::read(sub.join("on-tmpfs.txt")).unwrap(), b"new\n");
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&sub.join("on-tmpfs.txt")), 0o640);
+    assert_eq!(mode(&sub.join("made.sh")), 0o755);
+    assert_eq!(snapshot(&env.base()), session_view);
+    // Nothing staged is left at the base root.
+    assert!(fs::read_dir(env.base()).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("agentfs-apply")
+    }));
+}

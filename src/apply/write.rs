@@ -119,11 +119,17 @@ fn move_staged(staged: &Path, tmp: &Path) -> Result<(), ApplyError> {
     if md.file_type().is_symlink() {
         let target = std::fs::read_link(staged).map_err(|e| ApplyError::io(staged, e))?;
         std::os::unix::fs::symlink(target, tmp).map_err(|e| ApplyError::io(tmp, e))?;
+        // Best effort, as for entries built in place.
+        let _ = std::os::unix::fs::lchown(tmp, Some(md.uid()), Some(md.gid()));
     } else {
         std::fs::copy(staged, tmp).map_err(|e| ApplyError::io(tmp, e))?;
         let file = OpenOptions::new()
             .write(true)
             .open(tmp)
+            .map_err(|e| ApplyError::io(tmp, e))?;
+        let _ = std::os::unix::fs::lchown(tmp, Some(md.uid()), Some(md.gid()));
+        // After chown, which clears setuid/setgid bits.
+        file.set_permissions(md.permissions())
             .map_err(|e| ApplyError::io(tmp, e))?;
         let times = std::fs::FileTimes::new()
             .set_accessed(md.accessed().map_err(|e| ApplyError::io(staged, e))?)
@@ -131,8 +137,6 @@ fn move_staged(staged: &Path, tmp: &Path) -> Result<(), ApplyError> {
         file.set_times(times).map_err(|e| ApplyError::io(tmp, e))?;
         file.sync_all().map_err(|e| ApplyError::io(tmp, e))?;
     }
-    // Best effort, as for entries built in place.
-    let _ = std::os::unix::fs::lchown(tmp, Some(md.uid()), Some(md.gid()));
     let _ = std::fs::remove_file(staged);
     Ok(())
 }
@@ -141,6 +145,7 @@ fn move_staged(staged: &Path, tmp: &Path) -> Result<(), ApplyError> {
 /// the session shows may be read from base files that the apply itself replaces (two files
 /// swapped, the children of a moved directory). A directory at the base root, so moving an
 /// entry out of it is a rename; removed with whatever is left in it.
+///
 /// Made at the first entry staged, so an apply with nothing to write leaves the base root
 /// alone.
 pub struct Staging {
