@@ -949,19 +949,12 @@ impl Overlay {
         let from_dir = self.copy_up(&parent_node)?;
         let to_dir = self.copy_up(&new_parent_node)?;
         self.vfs.rename(from_dir, name, to_dir, new_name, flags)?;
-        if let Some(nb) = &new_base {
-            if self.whited_out(nb)? {
-                self.set_whiteout(nb, false)?;
-            }
-            // A directory made in the session shows the base directory at its path; moved
-            // over one, it must not show that one's children.
-            if src.kind == FileKind::Dir
-                && self.origin_of(moved)?.is_none()
-                && self.base_stat(nb)?.is_some()
-            {
-                self.vfs.set_opaque(moved)?;
-            }
+        if let Some(nb) = &new_base
+            && self.whited_out(nb)?
+        {
+            self.set_whiteout(nb, false)?;
         }
+        self.hide_base_under(moved, src.kind, new_base.as_deref())?;
         if let Some(ob) = &old_base
             && self.base_stat(ob)?.is_some()
         {
@@ -996,15 +989,25 @@ impl Overlay {
         let from_dir = self.copy_up(&parent_node)?;
         let to_dir = self.copy_up(&new_parent_node)?;
         self.vfs.rename(from_dir, name, to_dir, new_name, flags)?;
-        for (moved, kind, lands_at) in [(a_delta, a.kind, &new_base), (b_delta, b.kind, &old_base)]
+        self.hide_base_under(a_delta, a.kind, new_base.as_deref())?;
+        self.hide_base_under(b_delta, b.kind, old_base.as_deref())
+    }
+
+    /// After delta entry `moved` landed at base path `lands_at`: a directory made in the
+    /// session shows the base directory at its path, so over one it becomes opaque and does
+    /// not show that one's children.
+    fn hide_base_under(
+        &self,
+        moved: Ino,
+        kind: FileKind,
+        lands_at: Option<&[u8]>,
+    ) -> VfsResult<()> {
+        if kind == FileKind::Dir
+            && let Some(path) = lands_at
+            && self.origin_of(moved)?.is_none()
+            && self.base_stat(path)?.is_some()
         {
-            if kind == FileKind::Dir
-                && self.origin_of(moved)?.is_none()
-                && let Some(path) = lands_at
-                && self.base_stat(path)?.is_some()
-            {
-                self.vfs.set_opaque(moved)?;
-            }
+            self.vfs.set_opaque(moved)?;
         }
         Ok(())
     }

@@ -180,32 +180,10 @@ fn shared_writable_mmap_reaches_the_file() {
         .open(&p)
         .unwrap();
     f.set_len(8192).unwrap();
-    // SAFETY: mapping 8192 bytes of a file of that size; unmapped below.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            8192,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    assert_ne!(
-        addr,
-        libc::MAP_FAILED,
-        "{}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: the mapping is 8192 bytes long and writable.
-    let map = unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, 8192) };
-    map[..5].copy_from_slice(b"hello");
-    map[5000..5005].copy_from_slice(b"world");
-    // SAFETY: msync/munmap of the mapping made above.
-    unsafe {
-        assert_eq!(libc::msync(addr, 8192, libc::MS_SYNC), 0);
-        assert_eq!(libc::munmap(addr, 8192), 0);
-    }
+    common::edit_shared_mapping(&f, 8192, |map| {
+        map[..5].copy_from_slice(b"hello");
+        map[5000..5005].copy_from_slice(b"world");
+    });
     drop(f);
     let data = fs::read(&p).unwrap();
     assert_eq!(&data[..5], b"hello");

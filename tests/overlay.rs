@@ -813,7 +813,6 @@ fn large_merged_directories_list_each_entry_once_even_when_read_interleaved() {
 
 #[test]
 fn base_files_change_through_mmap_and_truncating_opens_without_touching_the_host() {
-    use std::os::fd::AsRawFd;
     let o = Overlay::new(&[]);
     // A shared writable mapping of an untouched base file: the kernel writes the dirty page
     // back without any open of ours, which copies the file up.
@@ -823,31 +822,7 @@ fn base_files_change_through_mmap_and_truncating_opens_without_touching_the_host
         .open(o.p("src/main.rs"))
         .unwrap();
     let len = f.metadata().unwrap().len() as usize;
-    // SAFETY: mapping `len` bytes of a file of that size; unmapped below.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    assert_ne!(
-        addr,
-        libc::MAP_FAILED,
-        "{}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: the mapping is `len` bytes long and writable.
-    let map = unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) };
-    map[3..7].copy_from_slice(b"MAIN");
-    // SAFETY: msync/munmap of the mapping made above.
-    unsafe {
-        assert_eq!(libc::msync(addr, len, libc::MS_SYNC), 0);
-        assert_eq!(libc::munmap(addr, len), 0);
-    }
+    common::edit_shared_mapping(&f, len, |map| map[3..7].copy_from_slice(b"MAIN"));
     drop(f);
     assert_eq!(fs::read(o.p("src/main.rs")).unwrap(), b"fn MAIN() {}\n");
     // Opening with O_TRUNC empties a base file in the session only.

@@ -490,7 +490,7 @@ impl Vfs {
         Ok(attr)
     }
 
-    /// One entry of [`Vfs::copy_up`], inside its transaction.
+    /// One entry of [`Vfs::copy_up`], inside its transaction, with its write if any.
     fn copy_up_in(
         &self,
         tx: &rusqlite::Connection,
@@ -499,17 +499,30 @@ impl Vfs {
         c: CopyUp<'_>,
     ) -> VfsResult<Ino> {
         names::check_name(name)?;
+        rows::dir_attr(tx, parent)?;
+        let then_write = c.then_write;
+        let ino = match rows::child(tx, parent, name)? {
+            // Another thread copied it up first.
+            Some(existing) => existing,
+            None => self.insert_copy(tx, parent, name, c)?,
+        };
+        if let Some((offset, buf)) = then_write {
+            let journal_it = self.starts_write_burst(ino);
+            self.write_in(tx, ino, offset, buf, journal_it, false)?;
+        }
+        Ok(ino)
+    }
+
+    /// The new delta inode of a copy-up: metadata, bytes, origin and identity.
+    fn insert_copy(
+        &self,
+        tx: &rusqlite::Connection,
+        parent: Ino,
+        name: &[u8],
+        c: CopyUp<'_>,
+    ) -> VfsResult<Ino> {
         let chunk_size = self.chunk_size;
         let now = Timestamp::now();
-        rows::dir_attr(tx, parent)?;
-        if let Some(existing) = rows::child(tx, parent, name)? {
-            // Another thread copied it up first.
-            if let Some((offset, buf)) = c.then_write {
-                let journal_it = self.starts_write_burst(existing);
-                self.write_in(tx, existing, offset, buf, journal_it, false)?;
-            }
-            return Ok(existing);
-        }
         let is_dir = c.kind == FileKind::Dir;
         let new = rows::NewInode {
             mode: c.kind.type_bits() | (c.perm & 0o7777),
@@ -583,10 +596,6 @@ impl Vfs {
             hash.as_ref().map(|h| &h[..]),
             new.mode as i64
         ])?;
-        if let Some((offset, buf)) = c.then_write {
-            let journal_it = self.starts_write_burst(ino);
-            self.write_in(tx, ino, offset, buf, journal_it, false)?;
-        }
         Ok(ino)
     }
 

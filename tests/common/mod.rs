@@ -134,3 +134,33 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Maps the first `len` bytes of `file` shared and writable, lets `change` edit them, then
+/// syncs the mapping (MS_SYNC) and unmaps it; fails the test if any of that fails.
+pub fn edit_shared_mapping(file: &std::fs::File, len: usize, change: impl FnOnce(&mut [u8])) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a new mapping of `len` bytes of an open file; unmapped below.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(
+        addr,
+        libc::MAP_FAILED,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: the mapping is `len` bytes long, writable, and lives until munmap below.
+    change(unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) });
+    // SAFETY: msync/munmap of the mapping made above.
+    unsafe {
+        assert_eq!(libc::msync(addr, len, libc::MS_SYNC), 0);
+        assert_eq!(libc::munmap(addr, len), 0);
+    }
+}
