@@ -8,6 +8,7 @@ pub mod fuse;
 pub mod kv;
 pub mod mount;
 pub mod overlay;
+pub mod readahead;
 pub mod repl;
 pub mod run;
 pub mod runners;

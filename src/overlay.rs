@@ -17,6 +17,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::readahead::{self, ReadAhead};
 use crate::vfs::{
     Attr, CopyUp, Creds, Fh, FileKind, Ino, RenameFlags, SetAttr, StatFs, Timestamp, Vfs, VfsError,
     VfsResult, XattrMode,
@@ -91,14 +92,101 @@ pub struct Overlay {
     /// Host inode numbers that delta entries were copied from (`fs_origin`), read once and
     /// kept up to date by copy-ups here; dropped when another process changes the session.
     claimed: Mutex<Option<Arc<HashSet<u64>>>>,
-    /// The whited-out base paths (`fs_whiteout`), the same way: a lookup of a base entry
-    /// then asks no query.
-    whiteouts: Mutex<Option<HashSet<Vec<u8>>>>,
+    /// The whited-out base paths (`fs_whiteout`), the same way: a lookup or listing of a
+    /// base directory then asks no query.
+    whiteouts: Mutex<Option<Whiteouts>>,
+    /// Warms the host's cache for base files about to be read (started at the first read).
+    read_ahead: std::sync::OnceLock<ReadAhead>,
+    /// Per directory, the node ids of its last listing in order, each with whether it is a
+    /// file that read-ahead would warm: reading in this order is what read-ahead looks for.
+    listing_orders: Mutex<HashMap<Ino, Arc<[(Ino, bool)]>>>,
+}
+
+/// The session's whiteouts, as names per base directory.
+#[derive(Debug, Default)]
+struct Whiteouts(HashMap<Vec<u8>, HashSet<Vec<u8>>>);
+
+impl Whiteouts {
+    /// `path`'s directory and name, split as `fs_whiteout.parent_path` is.
+    fn split(path: &[u8]) -> (&[u8], &[u8]) {
+        match path.iter().rposition(|&b| b == b'/') {
+            Some(0) | None => (b"/", path.strip_prefix(b"/").unwrap_or(path)),
+            Some(cut) => (&path[..cut], &path[cut + 1..]),
+        }
+    }
+
+    fn contains(&self, path: &[u8]) -> bool {
+        let (dir, name) = Self::split(path);
+        self.0.get(dir).is_some_and(|names| names.contains(name))
+    }
+
+    fn set(&mut self, path: &[u8], on: bool) {
+        let (dir, name) = Self::split(path);
+        if on {
+            self.0
+                .entry(dir.to_vec())
+                .or_default()
+                .insert(name.to_vec());
+        } else if let Some(names) = self.0.get_mut(dir) {
+            names.remove(name);
+            if names.is_empty() {
+                self.0.remove(dir);
+            }
+        }
+    }
+
+    /// Names whited out directly in base directory `dir`.
+    fn names_in(&self, dir: &[u8]) -> Option<&HashSet<Vec<u8>>> {
+        self.0.get(dir)
+    }
+}
+
+/// What the overlay uses of a base entry's lstat. Taken with `fstatat` relative to the open
+/// directory when listing, which spares the host a walk of the whole path per entry.
+#[derive(Debug, Clone, Copy)]
+struct BaseStat {
+    dev: u64,
+    ino: u64,
+    mode: u32,
+    nlink: u64,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    blocks: u64,
+    rdev: u64,
+    atime: Timestamp,
+    mtime: Timestamp,
+    ctime: Timestamp,
+}
+
+impl BaseStat {
+    fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+}
+
+impl From<nix::sys::stat::FileStat> for BaseStat {
+    fn from(st: nix::sys::stat::FileStat) -> BaseStat {
+        BaseStat {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            mode: st.st_mode,
+            nlink: st.st_nlink,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            size: st.st_size.max(0) as u64,
+            blocks: st.st_blocks.max(0) as u64,
+            rdev: st.st_rdev,
+            atime: ts(st.st_atime, st.st_atime_nsec),
+            mtime: ts(st.st_mtime, st.st_mtime_nsec),
+            ctime: ts(st.st_ctime, st.st_ctime_nsec),
+        }
+    }
 }
 
 /// A base entry about to be copied up, as read from the host.
 struct CopySource {
-    md: std::fs::Metadata,
+    md: BaseStat,
     kind: FileKind,
     target: Option<Vec<u8>>,
     /// The bytes to copy (whole copies only).
@@ -111,6 +199,11 @@ struct CopySource {
 
 /// Listings kept for directories read without a handle (see [`Overlay::snapshot`]).
 const UNOPENED_LISTINGS_MAX: usize = 256;
+
+/// Directories whose listing order is kept for read-ahead. A tree walker may list a whole
+/// tree before it reads the first file (`find -exec cat {} +`); past this many directories
+/// the orders start over, which costs read-ahead, not correctness.
+const LISTING_ORDERS_MAX: usize = 65_536;
 
 /// Why an entry is copied up: a change of its bytes, or of its metadata or name only (which
 /// copies no bytes at all; they stay in the base until they change).
@@ -136,6 +229,11 @@ fn read_at_into(file: &File, offset: u64, len: u32, out: &mut Vec<u8>) -> VfsRes
     while got < out.len() {
         match file.read_at(&mut out[got..], offset + got as u64) {
             Ok(0) => break,
+            // A short read of a regular file is its end: asking again would only return 0.
+            Ok(n) if n < out.len() - got => {
+                got += n;
+                break;
+            }
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io_err(e)),
@@ -143,6 +241,17 @@ fn read_at_into(file: &File, offset: u64, len: u32, out: &mut Vec<u8>) -> VfsRes
     }
     out.truncate(got);
     Ok(())
+}
+
+/// An lstat of a base entry, with "nothing there" as `None` (a path too long for the host
+/// cannot be in the base either).
+fn absent_as_none(stat: nix::Result<nix::sys::stat::FileStat>) -> VfsResult<Option<BaseStat>> {
+    use nix::errno::Errno;
+    match stat {
+        Ok(st) => Ok(Some(st.into())),
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG) => Ok(None),
+        Err(e) => Err(io_err(e.into())),
+    }
 }
 
 fn io_err(e: std::io::Error) -> VfsError {
@@ -175,20 +284,20 @@ fn ts(sec: i64, nsec: i64) -> Timestamp {
 }
 
 /// Attributes of a base entry, addressed by its node id.
-fn base_attr(md: &std::fs::Metadata) -> Attr {
+fn base_attr(md: &BaseStat) -> Attr {
     Attr {
-        ino: Ino(md.ino()),
-        kind: FileKind::from_mode(md.mode()).unwrap_or(FileKind::File),
-        perm: md.mode() & 0o7777,
-        nlink: md.nlink() as u32,
-        uid: md.uid(),
-        gid: md.gid(),
-        size: md.size(),
-        blocks: md.blocks(),
-        rdev: md.rdev() as u32,
-        atime: ts(md.atime(), md.atime_nsec()),
-        mtime: ts(md.mtime(), md.mtime_nsec()),
-        ctime: ts(md.ctime(), md.ctime_nsec()),
+        ino: Ino(md.ino),
+        kind: FileKind::from_mode(md.mode).unwrap_or(FileKind::File),
+        perm: md.mode & 0o7777,
+        nlink: md.nlink as u32,
+        uid: md.uid,
+        gid: md.gid,
+        size: md.size,
+        blocks: md.blocks,
+        rdev: md.rdev as u32,
+        atime: md.atime,
+        mtime: md.mtime,
+        ctime: md.ctime,
     }
 }
 
@@ -211,6 +320,8 @@ impl Overlay {
             unopened_listings: Mutex::new(HashMap::new()),
             claimed: Mutex::new(None),
             whiteouts: Mutex::new(None),
+            read_ahead: std::sync::OnceLock::new(),
+            listing_orders: Mutex::new(HashMap::new()),
         }
     }
 
@@ -228,28 +339,16 @@ impl Overlay {
     }
 
     /// lstat of a base path; `None` if there is nothing there.
-    fn base_stat(&self, path: &[u8]) -> VfsResult<Option<std::fs::Metadata>> {
+    fn base_stat(&self, path: &[u8]) -> VfsResult<Option<BaseStat>> {
         if self.base.is_none() {
             return Ok(None);
         }
-        match std::fs::symlink_metadata(self.host(path)) {
-            Ok(md) => Ok(Some(md)),
-            // A path too long for the host cannot be in the base.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG)
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(io_err(e)),
-        }
+        absent_as_none(nix::sys::stat::lstat(&self.host(path)))
     }
 
     /// Records a base entry found by lookup or listing; returns its attributes under the
     /// node id it gets (its host inode number, marked if a copied-up entry claims that).
-    fn remember(&self, md: &std::fs::Metadata, entry: BaseEntry) -> VfsResult<Attr> {
+    fn remember(&self, md: &BaseStat, entry: BaseEntry) -> VfsResult<Attr> {
         let id = self.base_id(md);
         let node = if self.claimed()?.contains(&id) {
             id | BASE_ALIAS
@@ -268,12 +367,12 @@ impl Overlay {
     /// The number that identifies a base entry (its node id unless claimed, and the
     /// `fs_origin.base_ino` of its copy): its host inode number, or for an entry on another
     /// filesystem than the base directory a `FOREIGN_NODE` id.
-    fn base_id(&self, md: &std::fs::Metadata) -> u64 {
-        if md.dev() == self.base_dev && md.ino() != Ino::ROOT.0 {
-            return md.ino();
+    fn base_id(&self, md: &BaseStat) -> u64 {
+        if md.dev == self.base_dev && md.ino != Ino::ROOT.0 {
+            return md.ino;
         }
         // splitmix64 of device and inode: deterministic across processes and remounts.
-        let mut z = md.dev().rotate_left(32) ^ md.ino();
+        let mut z = md.dev.rotate_left(32) ^ md.ino;
         z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -298,13 +397,22 @@ impl Overlay {
         *self.whiteouts.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// Whether base path `path` is whited out.
-    fn whited_out(&self, path: &[u8]) -> VfsResult<bool> {
+    /// Runs `f` on the session's whiteouts, read once and then kept.
+    fn with_whiteouts<T>(&self, f: impl FnOnce(&Whiteouts) -> T) -> VfsResult<T> {
         let mut cached = self.whiteouts.lock().unwrap_or_else(|e| e.into_inner());
         if cached.is_none() {
-            *cached = Some(self.vfs.all_whiteouts()?);
+            let mut w = Whiteouts::default();
+            for path in self.vfs.all_whiteouts()? {
+                w.set(&path, true);
+            }
+            *cached = Some(w);
         }
-        Ok(cached.as_ref().is_some_and(|w| w.contains(path)))
+        Ok(f(cached.as_ref().expect("loaded above")))
+    }
+
+    /// Whether base path `path` is whited out.
+    fn whited_out(&self, path: &[u8]) -> VfsResult<bool> {
+        self.with_whiteouts(|w| w.contains(path))
     }
 
     /// Records a whiteout change in the cache too (when it is loaded).
@@ -315,11 +423,7 @@ impl Overlay {
             .unwrap_or_else(|e| e.into_inner())
             .as_mut()
         {
-            if on {
-                w.insert(path.to_vec());
-            } else {
-                w.remove(path);
-            }
+            w.set(path, on);
         }
     }
 
@@ -512,43 +616,78 @@ impl Overlay {
         if let Some(dir_path) = base_dir
             && self.base.is_some()
         {
-            let hidden = self.vfs.whiteouts_in(&dir_path)?;
-            let entries = match std::fs::read_dir(self.host(&dir_path)) {
-                Ok(e) => e,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG)
-                    ) =>
-                {
-                    return Ok(out);
-                }
-                Err(e) => return Err(io_err(e)),
-            };
-            let mut base_entries = Vec::new();
-            for entry in entries {
-                let entry = entry.map_err(io_err)?;
-                let name = entry.file_name().into_vec();
-                if seen.contains(&name) || hidden.contains(&name) {
-                    continue;
-                }
-                let path = join(&dir_path, &name);
-                if let Some(md) = self.base_stat(&path)? {
-                    let attr = self.remember(
-                        &md,
-                        BaseEntry {
-                            path,
-                            parent: dir,
-                            name: name.clone(),
-                        },
-                    )?;
-                    base_entries.push(OverlayEntry { name, attr });
-                }
-            }
+            let hidden = self.with_whiteouts(|w| w.names_in(&dir_path).cloned())?;
+            let mut base_entries = self.base_listing(dir, &dir_path, |name| {
+                seen.contains(name) || hidden.as_ref().is_some_and(|h| h.contains(name))
+            })?;
             base_entries.sort_by(|a, b| a.name.cmp(&b.name));
             out.extend(base_entries);
+            let order = out
+                .iter()
+                .map(|e| {
+                    let a = &e.attr;
+                    let worth =
+                        a.kind == FileKind::File && a.size > 0 && a.size <= readahead::MAX_FILE;
+                    (a.ino, worth)
+                })
+                .collect();
+            let mut orders = self
+                .listing_orders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if orders.len() >= LISTING_ORDERS_MAX {
+                orders.clear();
+            }
+            orders.insert(dir, order);
         }
         Ok(out)
+    }
+
+    /// The entries of base directory `dir_path` (node `dir`) that `skip` lets through.
+    /// Entries are stat'ed relative to the open directory, not by their whole path.
+    fn base_listing(
+        &self,
+        dir: Ino,
+        dir_path: &[u8],
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> VfsResult<Vec<OverlayEntry>> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let mut listing =
+            match nix::dir::Dir::open(&self.host(dir_path), flags, nix::sys::stat::Mode::empty()) {
+                Ok(d) => d,
+                Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR)
+                | Err(nix::errno::Errno::ENAMETOOLONG) => return Ok(Vec::new()),
+                Err(e) => return Err(io_err(e.into())),
+            };
+        let dir_fd = std::os::fd::AsRawFd::as_raw_fd(&listing);
+        let mut entries = Vec::new();
+        for entry in listing.iter() {
+            let entry = entry.map_err(|e| io_err(e.into()))?;
+            let name = entry.file_name();
+            let name_bytes = name.to_bytes();
+            if matches!(name_bytes, b"." | b"..") || skip(name_bytes) {
+                continue;
+            }
+            // SAFETY: `listing` owns this descriptor and outlives the loop.
+            let at = unsafe { std::os::fd::BorrowedFd::borrow_raw(dir_fd) };
+            let stat = nix::sys::stat::fstatat(at, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+            if let Some(md) = absent_as_none(stat)? {
+                let attr = self.remember(
+                    &md,
+                    BaseEntry {
+                        path: join(dir_path, name_bytes),
+                        parent: dir,
+                        name: name_bytes.to_vec(),
+                    },
+                )?;
+                entries.push(OverlayEntry {
+                    name: name_bytes.to_vec(),
+                    attr,
+                });
+            }
+        }
+        Ok(entries)
     }
 
     /// Opens a directory for readdir. Its listing is taken at the first readdir (the kernel
@@ -684,17 +823,17 @@ impl Overlay {
                 let md = &src.md;
                 let copy = CopyUp {
                     kind: src.kind,
-                    perm: md.mode() & 0o7777,
-                    uid: md.uid(),
-                    gid: md.gid(),
-                    rdev: md.rdev() as u32,
-                    atime: ts(md.atime(), md.atime_nsec()),
-                    mtime: ts(md.mtime(), md.mtime_nsec()),
+                    perm: md.mode & 0o7777,
+                    uid: md.uid,
+                    gid: md.gid,
+                    rdev: md.rdev as u32,
+                    atime: md.atime,
+                    mtime: md.mtime,
                     symlink_target: src.target.as_deref(),
                     data: src.file.as_mut().map(|f| f as &mut dyn std::io::Read),
                     base_ino: self.base_id(md),
                     base_path: &e.path,
-                    size: md.size(),
+                    size: md.size,
                     backed_by_base: src.partial,
                     base_hash: src.hash,
                     then_write: then_write.filter(|_| i == last),
@@ -712,7 +851,7 @@ impl Overlay {
     /// What copying base entry `path` up takes from the host.
     fn copy_source(&self, path: &[u8], reason: CopyFor) -> VfsResult<CopySource> {
         let md = self.base_stat(path)?.ok_or(VfsError::NotFound)?;
-        let kind = FileKind::from_mode(md.mode()).unwrap_or(FileKind::File);
+        let kind = FileKind::from_mode(md.mode).unwrap_or(FileKind::File);
         let target = if kind == FileKind::Symlink {
             Some(
                 std::fs::read_link(self.host(path))
@@ -727,7 +866,7 @@ impl Overlay {
         // change, so editing a little of it costs little. Nor is it read to be hashed:
         // its recorded size and mtime (which the base must keep) identify it.
         let partial =
-            kind == FileKind::File && (reason != CopyFor::Data || md.size() >= PARTIAL_COPY_UP_MIN);
+            kind == FileKind::File && (reason != CopyFor::Data || md.size >= PARTIAL_COPY_UP_MIN);
         let file = if kind == FileKind::File && !partial {
             Some(File::open(self.host(path)).map_err(io_err)?)
         } else {
@@ -735,7 +874,7 @@ impl Overlay {
         };
         let hash = if kind == FileKind::File
             && reason == CopyFor::Emptying
-            && md.size() < PARTIAL_COPY_UP_MIN
+            && md.size < PARTIAL_COPY_UP_MIN
         {
             let mut hasher = blake3::Hasher::new();
             hasher
@@ -1120,8 +1259,32 @@ impl Overlay {
                 Ok(())
             }
             Node::Base(b) => {
+                if offset == 0 {
+                    self.read_ahead_after(ino, &b);
+                }
                 let file = File::open(self.host(&b.path)).map_err(io_err)?;
                 read_at_into(&file, offset, len, out)
+            }
+        }
+    }
+
+    /// A base file starts being read: if its directory is being read in listing order, has
+    /// the next small base files read into the host's cache (see `readahead`).
+    fn read_ahead_after(&self, node: Ino, entry: &BaseEntry) {
+        let order = self
+            .listing_orders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&entry.parent)
+            .cloned();
+        let Some(order) = order else { return };
+        let Some(at) = order.iter().position(|&(n, _)| n == node) else {
+            return;
+        };
+        let read_ahead = self.read_ahead.get_or_init(ReadAhead::new);
+        for &(next, worth) in &order[read_ahead.plan(entry.parent.0, at, order.len())] {
+            if worth && let Ok(Node::Base(b)) = self.resolve(next) {
+                read_ahead.warm(self.host(&b.path));
             }
         }
     }
@@ -1207,5 +1370,27 @@ impl Overlay {
             Node::Delta(d) => self.vfs.removexattr(d, name),
             Node::Base(_) => Err(VfsError::NoAttr),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Whiteouts;
+
+    #[test]
+    fn whiteouts_are_kept_per_directory_as_fs_whiteout_splits_them() {
+        let mut w = Whiteouts::default();
+        w.set(b"/top", true);
+        w.set(b"/a/b/c", true);
+        w.set(b"/a/b/d", true);
+        assert!(w.contains(b"/top") && w.contains(b"/a/b/c"));
+        assert!(!w.contains(b"/a/b") && !w.contains(b"/a/top") && !w.contains(b"/c"));
+        let names: Vec<&[u8]> = w.names_in(b"/").unwrap().iter().map(|n| &n[..]).collect();
+        assert_eq!(names, [&b"top"[..]]);
+        assert_eq!(w.names_in(b"/a/b").unwrap().len(), 2);
+        w.set(b"/a/b/c", false);
+        w.set(b"/a/b/d", false);
+        assert!(w.names_in(b"/a/b").is_none());
+        assert!(!w.contains(b"/a/b/c"));
     }
 }

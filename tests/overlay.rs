@@ -18,7 +18,11 @@ impl Overlay {
     /// A base tree (`src/main.rs`, `src/lib/util.rs`, `README`, `docs/a.md`, a symlink) and
     /// a session over it, mounted.
     fn new(extra: &[&str]) -> Overlay {
-        let top = tempfile::tempdir().unwrap();
+        Self::new_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// The same in directory `top`.
+    fn new_in(top: tempfile::TempDir, extra: &[&str]) -> Overlay {
         let base = top.path().join("base");
         fs::create_dir_all(base.join("src/lib")).unwrap();
         fs::create_dir_all(base.join("docs")).unwrap();
@@ -903,4 +907,93 @@ fn rename_exchange_swaps_base_and_session_entries() {
     assert_eq!(names("src"), ["m.txt"]);
     assert_eq!(names("made"), ["lib", "main.rs"]);
     assert_eq!(snapshot(&o.base()), before);
+}
+
+/// How many of `path`'s pages are in the host's page cache.
+fn resident_pages(path: &Path) -> usize {
+    use std::os::fd::AsRawFd;
+    let file = fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    let page = 4096;
+    let mut resident = vec![0u8; len.div_ceil(page)];
+    // SAFETY: a read-only shared mapping of the whole file, never touched (mincore only
+    // asks which of its pages are cached), and unmapped before returning.
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(addr, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(addr, len, resident.as_mut_ptr()), 0);
+        libc::munmap(addr, len);
+    }
+    resident.iter().filter(|&&r| r & 1 == 1).count()
+}
+
+/// Drops `path`'s clean pages from the host's page cache.
+fn evict(path: &Path) {
+    let file = fs::File::open(path).unwrap();
+    nix::fcntl::posix_fadvise(
+        &file,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )
+    .unwrap();
+}
+
+#[test]
+fn reading_a_directory_in_order_reads_the_next_base_files_ahead_into_the_host_cache() {
+    // On disk, not on a tmpfs /tmp: tmpfs pages cannot be evicted, and need no read-ahead.
+    let top = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let o = Overlay::new_in(top, &[]);
+    let names: Vec<String> = (0..12).map(|i| format!("f{i:02}")).collect();
+    for dir in ["walked", "lone"] {
+        fs::create_dir(o.base().join(dir)).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            fs::write(o.base().join(dir).join(name), vec![i as u8; 64 * 1024]).unwrap();
+        }
+    }
+    let base_files =
+        |dir: &str| -> Vec<PathBuf> { names.iter().map(|n| o.base().join(dir).join(n)).collect() };
+    let pages = 64 * 1024 / 4096;
+    for dir in ["walked", "lone"] {
+        assert_eq!(fs::read_dir(o.p(dir)).unwrap().count(), names.len());
+        for f in base_files(dir) {
+            fs::File::open(&f).unwrap().sync_all().unwrap();
+            evict(&f);
+            assert_eq!(resident_pages(&f), 0, "{} stays cached", f.display());
+        }
+    }
+
+    // One file read on its own reads nothing ahead.
+    assert_eq!(fs::read(o.p("lone/f05")).unwrap(), vec![5u8; 64 * 1024]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let lone = base_files("lone");
+    assert!(
+        lone.iter()
+            .all(|f| resident_pages(f) == 0 || f.ends_with("f05"))
+    );
+
+    // Two files read in listing order: the ones after them are read ahead.
+    for name in ["f00", "f01"] {
+        fs::read(o.p(&format!("walked/{name}"))).unwrap();
+    }
+    let walked = base_files("walked");
+    assert!(
+        eventually(|| walked[2..].iter().all(|f| resident_pages(f) == pages)),
+        "resident pages after f01: {:?}",
+        walked.iter().map(|f| resident_pages(f)).collect::<Vec<_>>()
+    );
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            fs::read(o.p(&format!("walked/{name}"))).unwrap(),
+            vec![i as u8; 64 * 1024]
+        );
+    }
+    assert_eq!(o.sql("SELECT count(*) FROM fs_data"), "count(*)\n0\n");
 }

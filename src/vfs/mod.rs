@@ -644,23 +644,6 @@ impl Vfs {
         Ok(paths)
     }
 
-    /// Names whited out directly under `dir_path`.
-    pub fn whiteouts_in(&self, dir_path: &[u8]) -> VfsResult<std::collections::HashSet<Vec<u8>>> {
-        let store = self.store()?;
-        let mut stmt = store
-            .conn
-            .prepare_cached("SELECT path FROM fs_whiteout WHERE parent_path = ?1")?;
-        let paths = stmt
-            .query_map([names::to_sql(dir_path)], |r| {
-                names::from_sql(r.get_ref(0)?)
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(paths
-            .into_iter()
-            .filter_map(|p| p.rsplit(|&b| b == b'/').next().map(<[u8]>::to_vec))
-            .collect())
-    }
-
     /// Marks `path` as deleted from the base (`whiteout`) or not (`!whiteout`).
     pub fn set_whiteout(&self, path: &[u8], whiteout: bool) -> VfsResult<()> {
         self.whiteout_change(path, whiteout, None)
