@@ -589,3 +589,35 @@ fn the_sql_shell_answers_while_the_mount_is_written() {
     ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "count(*)\n400\n");
 }
+
+#[test]
+fn another_process_closing_its_connection_leaves_the_live_wal_in_place() {
+    let m = Mounted::new();
+    fs::write(m.p("before"), "1").unwrap();
+    // Another process (the sqlite3 shell) opens the database, reads, and closes. If the
+    // daemon no longer held its shared lock, the close would checkpoint and delete the WAL
+    // under the mount, and everything written after it would be unseen.
+    let out = Command::new("sqlite3")
+        .arg(m.db())
+        .arg("SELECT count(*) FROM fs_inode")
+        .output()
+        .expect("the sqlite3 shell (apt-get install sqlite3)");
+    assert!(out.status.success(), "{out:?}");
+    let wal = m.home.path().join("s.db-wal");
+    assert!(
+        wal.exists(),
+        "the WAL was deleted while the session was mounted"
+    );
+    for i in 0..5 {
+        fs::write(m.p(&format!("after{i}")), "2").unwrap();
+    }
+    let out = m.agentfs(&[
+        "sql",
+        "s",
+        "--mode",
+        "list",
+        "--",
+        "SELECT count(*) FROM fs_dentry WHERE name LIKE 'after%'",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "count(*)\n5\n");
+}

@@ -277,37 +277,30 @@ impl Store {
     }
 }
 
+/// Checks what can be checked of `path` without opening it. A process's POSIX record locks
+/// on a file go with the first `close` of any descriptor of it, so opening the database here
+/// to read its header would drop the locks this process's open connections hold. With their
+/// shared lock gone, another process closing its last connection takes the database for
+/// unused: it checkpoints and deletes the WAL, and this process's later commits land in the
+/// deleted file, unseen by readers and lost in a crash. SQLite checks the header itself at
+/// the first read (a file that is not a database fails with SQLITE_NOTADB).
 fn check_file(path: &Path, mode: OpenMode) -> Result<(), StoreError> {
-    use std::io::Read;
-    let io = |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return match mode {
                 OpenMode::Existing => Err(StoreError::Missing(path.to_path_buf())),
                 OpenMode::Create => Ok(()),
             };
         }
-        Err(e) => return Err(io(e)),
-    };
-    if file.metadata().map_err(io)?.is_dir() {
-        return Err(StoreError::NotSqlite(path.to_path_buf()));
-    }
-    let mut header = [0u8; 16];
-    let mut filled = 0;
-    while filled < header.len() {
-        match file.read(&mut header[filled..]).map_err(io)? {
-            0 => break,
-            n => filled += n,
+        Err(e) => {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            });
         }
-    }
-    if filled == 0 && mode == OpenMode::Create {
-        return Ok(());
-    }
-    if &header[..filled] != b"SQLite format 3\0" {
+    };
+    if metadata.is_dir() || (metadata.len() == 0 && mode == OpenMode::Existing) {
         return Err(StoreError::NotSqlite(path.to_path_buf()));
     }
     Ok(())
