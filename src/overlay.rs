@@ -97,9 +97,9 @@ pub struct Overlay {
     whiteouts: Mutex<Option<Whiteouts>>,
     /// Warms the host's cache for base files about to be read (started at the first read).
     read_ahead: std::sync::OnceLock<ReadAhead>,
-    /// Per directory, the node ids of its last listing in order, each with whether it is a
-    /// file that read-ahead would warm: reading in this order is what read-ahead looks for.
-    listing_orders: Mutex<HashMap<Ino, Arc<[(Ino, bool)]>>>,
+    /// Per directory, the order of its last listing: reading in this order is what
+    /// read-ahead looks for.
+    listing_orders: Mutex<HashMap<Ino, Arc<ListingOrder>>>,
 }
 
 /// The session's whiteouts, as names per base directory.
@@ -181,6 +181,31 @@ impl From<nix::sys::stat::FileStat> for BaseStat {
             mtime: ts(st.st_mtime, st.st_mtime_nsec),
             ctime: ts(st.st_ctime, st.st_ctime_nsec),
         }
+    }
+}
+
+/// A directory's last listing as read-ahead sees it.
+#[derive(Debug)]
+struct ListingOrder {
+    /// Node ids in listing order, each with whether it is a file read-ahead would warm.
+    entries: Vec<(Ino, bool)>,
+    /// Where each node is in `entries`, built at the first read in the directory (a
+    /// listing only stat'ed never needs it).
+    positions: std::sync::OnceLock<HashMap<Ino, usize>>,
+}
+
+impl ListingOrder {
+    fn position(&self, node: Ino) -> Option<usize> {
+        self.positions
+            .get_or_init(|| {
+                self.entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(n, _))| (n, i))
+                    .collect()
+            })
+            .get(&node)
+            .copied()
     }
 }
 
@@ -622,7 +647,7 @@ impl Overlay {
             })?;
             base_entries.sort_by(|a, b| a.name.cmp(&b.name));
             out.extend(base_entries);
-            let order = out
+            let entries = out
                 .iter()
                 .map(|e| {
                     let a = &e.attr;
@@ -631,6 +656,10 @@ impl Overlay {
                     (a.ino, worth)
                 })
                 .collect();
+            let order = Arc::new(ListingOrder {
+                entries,
+                positions: std::sync::OnceLock::new(),
+            });
             let mut orders = self
                 .listing_orders
                 .lock()
@@ -1278,11 +1307,12 @@ impl Overlay {
             .get(&entry.parent)
             .cloned();
         let Some(order) = order else { return };
-        let Some(at) = order.iter().position(|&(n, _)| n == node) else {
+        let Some(at) = order.position(node) else {
             return;
         };
         let read_ahead = self.read_ahead.get_or_init(ReadAhead::new);
-        for &(next, worth) in &order[read_ahead.plan(entry.parent.0, at, order.len())] {
+        let entries = &order.entries;
+        for &(next, worth) in &entries[read_ahead.plan(entry.parent.0, at, entries.len())] {
             if worth && let Ok(Node::Base(b)) = self.resolve(next) {
                 read_ahead.warm(self.host(&b.path));
             }
