@@ -13,15 +13,20 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::readahead::{self, ReadAhead};
 use crate::vfs::{
-    Attr, CopyUp, Creds, Fh, FileKind, Ino, RenameFlags, SetAttr, StatFs, Timestamp, Vfs, VfsError,
-    VfsResult, XattrMode,
+    Attr, CopyUp, Creds, Fh, FileKind, Ino, RenameFlags, SetAttr, StatFs, Vfs, VfsError, VfsResult,
+    XattrMode,
 };
+use host::{BaseStat, absent_as_none, base_attr, io_err, read_at_into};
+use whiteouts::Whiteouts;
+
+mod host;
+mod whiteouts;
 
 /// Marks node ids of inodes created in the session (not from the base).
 pub const DELTA_NODE: u64 = 1 << 62;
@@ -102,88 +107,6 @@ pub struct Overlay {
     listing_orders: Mutex<HashMap<Ino, Arc<ListingOrder>>>,
 }
 
-/// The session's whiteouts, as names per base directory.
-#[derive(Debug, Default)]
-struct Whiteouts(HashMap<Vec<u8>, HashSet<Vec<u8>>>);
-
-impl Whiteouts {
-    /// `path`'s directory and name, split as `fs_whiteout.parent_path` is.
-    fn split(path: &[u8]) -> (&[u8], &[u8]) {
-        match path.iter().rposition(|&b| b == b'/') {
-            Some(0) | None => (b"/", path.strip_prefix(b"/").unwrap_or(path)),
-            Some(cut) => (&path[..cut], &path[cut + 1..]),
-        }
-    }
-
-    fn contains(&self, path: &[u8]) -> bool {
-        let (dir, name) = Self::split(path);
-        self.0.get(dir).is_some_and(|names| names.contains(name))
-    }
-
-    fn set(&mut self, path: &[u8], on: bool) {
-        let (dir, name) = Self::split(path);
-        if on {
-            self.0
-                .entry(dir.to_vec())
-                .or_default()
-                .insert(name.to_vec());
-        } else if let Some(names) = self.0.get_mut(dir) {
-            names.remove(name);
-            if names.is_empty() {
-                self.0.remove(dir);
-            }
-        }
-    }
-
-    /// Names whited out directly in base directory `dir`.
-    fn names_in(&self, dir: &[u8]) -> Option<&HashSet<Vec<u8>>> {
-        self.0.get(dir)
-    }
-}
-
-/// What the overlay uses of a base entry's lstat. Taken with `fstatat` relative to the open
-/// directory when listing, which spares the host a walk of the whole path per entry.
-#[derive(Debug, Clone, Copy)]
-struct BaseStat {
-    dev: u64,
-    ino: u64,
-    mode: u32,
-    nlink: u64,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    blocks: u64,
-    rdev: u64,
-    atime: Timestamp,
-    mtime: Timestamp,
-    ctime: Timestamp,
-}
-
-impl BaseStat {
-    fn is_dir(&self) -> bool {
-        self.mode & libc::S_IFMT == libc::S_IFDIR
-    }
-}
-
-impl From<nix::sys::stat::FileStat> for BaseStat {
-    fn from(st: nix::sys::stat::FileStat) -> BaseStat {
-        BaseStat {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            mode: st.st_mode,
-            nlink: st.st_nlink,
-            uid: st.st_uid,
-            gid: st.st_gid,
-            size: st.st_size.max(0) as u64,
-            blocks: st.st_blocks.max(0) as u64,
-            rdev: st.st_rdev,
-            atime: ts(st.st_atime, st.st_atime_nsec),
-            mtime: ts(st.st_mtime, st.st_mtime_nsec),
-            ctime: ts(st.st_ctime, st.st_ctime_nsec),
-        }
-    }
-}
-
 /// A directory's last listing as read-ahead sees it.
 #[derive(Debug)]
 struct ListingOrder {
@@ -246,52 +169,6 @@ enum CopyFor {
 /// and keeps their bytes readable by any SPEC 0.4 reader.
 pub const PARTIAL_COPY_UP_MIN: u64 = 1 << 20;
 
-/// Reads up to `len` bytes of `file` at `offset` into `out` (fewer only at the end of the
-/// file). `out` is reused across calls, so its pages are not faulted in again every read.
-fn read_at_into(file: &File, offset: u64, len: u32, out: &mut Vec<u8>) -> VfsResult<()> {
-    out.resize(len as usize, 0);
-    let mut got = 0;
-    while got < out.len() {
-        match file.read_at(&mut out[got..], offset + got as u64) {
-            Ok(0) => break,
-            // A short read of a regular file is its end: asking again would only return 0.
-            Ok(n) if n < out.len() - got => {
-                got += n;
-                break;
-            }
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_err(e)),
-        }
-    }
-    out.truncate(got);
-    Ok(())
-}
-
-/// An lstat of a base entry, with "nothing there" as `None` (a path too long for the host
-/// cannot be in the base either).
-fn absent_as_none(stat: nix::Result<nix::sys::stat::FileStat>) -> VfsResult<Option<BaseStat>> {
-    use nix::errno::Errno;
-    match stat {
-        Ok(st) => Ok(Some(st.into())),
-        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG) => Ok(None),
-        Err(e) => Err(io_err(e.into())),
-    }
-}
-
-fn io_err(e: std::io::Error) -> VfsError {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) => VfsError::NotFound,
-        Some(libc::ENOTDIR) => VfsError::NotDir,
-        Some(libc::ELOOP) => VfsError::Loop,
-        Some(libc::ENAMETOOLONG) => VfsError::NameTooLong,
-        _ => VfsError::Store(crate::store::StoreError::Io {
-            path: PathBuf::from("base"),
-            source: e,
-        }),
-    }
-}
-
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = dir.to_vec();
     if p != b"/" {
@@ -299,31 +176,6 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     }
     p.extend_from_slice(name);
     p
-}
-
-fn ts(sec: i64, nsec: i64) -> Timestamp {
-    Timestamp {
-        sec,
-        nsec: nsec.clamp(0, 999_999_999) as u32,
-    }
-}
-
-/// Attributes of a base entry, addressed by its node id.
-fn base_attr(md: &BaseStat) -> Attr {
-    Attr {
-        ino: Ino(md.ino),
-        kind: FileKind::from_mode(md.mode).unwrap_or(FileKind::File),
-        perm: md.mode & 0o7777,
-        nlink: md.nlink as u32,
-        uid: md.uid,
-        gid: md.gid,
-        size: md.size,
-        blocks: md.blocks,
-        rdev: md.rdev as u32,
-        atime: md.atime,
-        mtime: md.mtime,
-        ctime: md.ctime,
-    }
 }
 
 impl Overlay {
@@ -1400,27 +1252,5 @@ impl Overlay {
             Node::Delta(d) => self.vfs.removexattr(d, name),
             Node::Base(_) => Err(VfsError::NoAttr),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Whiteouts;
-
-    #[test]
-    fn whiteouts_are_kept_per_directory_as_fs_whiteout_splits_them() {
-        let mut w = Whiteouts::default();
-        w.set(b"/top", true);
-        w.set(b"/a/b/c", true);
-        w.set(b"/a/b/d", true);
-        assert!(w.contains(b"/top") && w.contains(b"/a/b/c"));
-        assert!(!w.contains(b"/a/b") && !w.contains(b"/a/top") && !w.contains(b"/c"));
-        let names: Vec<&[u8]> = w.names_in(b"/").unwrap().iter().map(|n| &n[..]).collect();
-        assert_eq!(names, [&b"top"[..]]);
-        assert_eq!(w.names_in(b"/a/b").unwrap().len(), 2);
-        w.set(b"/a/b/c", false);
-        w.set(b"/a/b/d", false);
-        assert!(w.names_in(b"/a/b").is_none());
-        assert!(!w.contains(b"/a/b/c"));
     }
 }
