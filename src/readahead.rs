@@ -12,7 +12,6 @@
 //! one file, or files out of order, starts nothing.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -135,9 +134,17 @@ impl ReadAhead {
 
 /// Starts the host reading all of `path` into its cache, without waiting for the disk.
 fn warm(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
     // A file that went away or cannot be opened is simply not read ahead: the read that
-    // wants it will report the problem.
-    if let Ok(file) = File::open(path) {
+    // wants it will report the problem. Non-blocking and not following symlinks: the host
+    // may have put a FIFO or a link where the listing saw a file.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path);
+    if let Ok(file) = opened
+        && file.metadata().is_ok_and(|m| m.is_file())
+    {
         let _ = nix::fcntl::posix_fadvise(
             &file,
             0,
@@ -195,5 +202,26 @@ mod tests {
         // A lone read elsewhere ends the walk.
         o.plan(3, 40, 100);
         assert!(o.plan(4, 0, 10).is_empty());
+    }
+
+    #[test]
+    fn warming_a_fifo_or_a_missing_file_returns_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let missing = dir.path().join("missing");
+        // Opening a FIFO for reading would wait for a writer forever without O_NONBLOCK.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            warm(&fifo);
+            warm(&missing);
+            let _ = done.send(());
+        });
+        assert!(
+            finished
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .is_ok(),
+            "warming a FIFO blocked"
+        );
     }
 }
