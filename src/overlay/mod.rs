@@ -132,6 +132,15 @@ impl ListingOrder {
     }
 }
 
+/// The two ends of a rename: the parent nodes, and the base paths at the old and the new
+/// place (where the base has, or had, entries).
+struct RenamePlaces {
+    parent_node: Node,
+    new_parent_node: Node,
+    old_base: Option<Vec<u8>>,
+    new_base: Option<Vec<u8>>,
+}
+
 /// A base entry about to be copied up, as read from the host.
 struct CopySource {
     md: BaseStat,
@@ -499,29 +508,32 @@ impl Overlay {
             })?;
             base_entries.sort_by(|a, b| a.name.cmp(&b.name));
             out.extend(base_entries);
-            let entries = out
-                .iter()
-                .map(|e| {
-                    let a = &e.attr;
-                    let worth =
-                        a.kind == FileKind::File && a.size > 0 && a.size <= readahead::MAX_FILE;
-                    (a.ino, worth)
-                })
-                .collect();
-            let order = Arc::new(ListingOrder {
-                entries,
-                positions: std::sync::OnceLock::new(),
-            });
-            let mut orders = self
-                .listing_orders
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if orders.len() >= LISTING_ORDERS_MAX {
-                orders.clear();
-            }
-            orders.insert(dir, order);
         }
         Ok(out)
+    }
+
+    /// Keeps the order of `listing`, just given to the kernel for `dir`, for read-ahead.
+    fn note_listing_order(&self, dir: Ino, listing: &[OverlayEntry]) {
+        let entries = listing
+            .iter()
+            .map(|e| {
+                let a = &e.attr;
+                let worth = a.kind == FileKind::File && a.size > 0 && a.size <= readahead::MAX_FILE;
+                (a.ino, worth)
+            })
+            .collect();
+        let order = Arc::new(ListingOrder {
+            entries,
+            positions: std::sync::OnceLock::new(),
+        });
+        let mut orders = self
+            .listing_orders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if orders.len() >= LISTING_ORDERS_MAX {
+            orders.clear();
+        }
+        orders.insert(dir, order);
     }
 
     /// The entries of base directory `dir_path` (node `dir`) that `skip` lets through.
@@ -621,6 +633,8 @@ impl Overlay {
             return Ok(listing.clone());
         }
         let listing: Arc<[OverlayEntry]> = self.list(dir)?.into();
+        // Reads without a handle are the ones read-ahead follows.
+        self.note_listing_order(dir, &listing);
         let mut listings = self
             .unopened_listings
             .lock()
@@ -956,13 +970,12 @@ impl Overlay {
                 _ => {}
             }
         }
-        let parent_node = self.resolve(parent)?;
-        let new_parent_node = self.resolve(new_parent)?;
-        // Where the base has (or had) entries at the old and the new place.
-        let old_base = self.base_dir_of(&parent_node)?.map(|p| join(&p, name));
-        let new_base = self
-            .base_dir_of(&new_parent_node)?
-            .map(|p| join(&p, new_name));
+        let RenamePlaces {
+            parent_node,
+            new_parent_node,
+            old_base,
+            new_base,
+        } = self.rename_places(parent, name, new_parent, new_name)?;
         // A directory copied up from the base keeps showing its base directory wherever it
         // goes (`fs_base_identity` says which), so moving one moves its base children too.
         let moved = self.copy_up_for(&self.resolve(src.ino)?, CopyFor::Metadata)?;
@@ -983,6 +996,28 @@ impl Overlay {
         Ok(())
     }
 
+    /// The two ends of a rename.
+    fn rename_places(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+    ) -> VfsResult<RenamePlaces> {
+        let parent_node = self.resolve(parent)?;
+        let new_parent_node = self.resolve(new_parent)?;
+        let old_base = self.base_dir_of(&parent_node)?.map(|p| join(&p, name));
+        let new_base = self
+            .base_dir_of(&new_parent_node)?
+            .map(|p| join(&p, new_name));
+        Ok(RenamePlaces {
+            parent_node,
+            new_parent_node,
+            old_base,
+            new_base,
+        })
+    }
+
     /// rename(2) with RENAME_EXCHANGE: both entries are copied up (without their bytes) and
     /// swapped in the delta. Both names stay, so no whiteout changes; a directory made in
     /// the session that lands where the base has a directory becomes opaque, as in a move.
@@ -998,12 +1033,12 @@ impl Overlay {
         let b = self
             .exists(new_parent, new_name)?
             .ok_or(VfsError::NotFound)?;
-        let parent_node = self.resolve(parent)?;
-        let new_parent_node = self.resolve(new_parent)?;
-        let old_base = self.base_dir_of(&parent_node)?.map(|p| join(&p, name));
-        let new_base = self
-            .base_dir_of(&new_parent_node)?
-            .map(|p| join(&p, new_name));
+        let RenamePlaces {
+            parent_node,
+            new_parent_node,
+            old_base,
+            new_base,
+        } = self.rename_places(parent, name, new_parent, new_name)?;
         let a_delta = self.copy_up_for(&self.resolve(a.ino)?, CopyFor::Metadata)?;
         let b_delta = self.copy_up_for(&self.resolve(b.ino)?, CopyFor::Metadata)?;
         let from_dir = self.copy_up(&parent_node)?;

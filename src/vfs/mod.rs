@@ -635,12 +635,12 @@ impl Vfs {
     }
 
     /// Every whited-out base path.
-    pub fn all_whiteouts(&self) -> VfsResult<HashSet<Vec<u8>>> {
+    pub fn all_whiteouts(&self) -> VfsResult<Vec<Vec<u8>>> {
         let store = self.store()?;
         let mut stmt = store.conn.prepare_cached("SELECT path FROM fs_whiteout")?;
         let paths = stmt
             .query_map([], |r| names::from_sql(r.get_ref(0)?))?
-            .collect::<Result<HashSet<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(paths)
     }
 
