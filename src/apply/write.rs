@@ -95,16 +95,26 @@ fn build(session: &SessionTree, attr: &Attr, tmp: &Path) -> Result<(), ApplyErro
     session.copy_to(attr, &mut out)?;
     out.flush().map_err(|e| ApplyError::io(tmp, e))?;
     drop(out);
-    chown_best_effort(tmp, attr);
-    // After chown, which clears setuid/setgid bits.
-    file.set_permissions(std::fs::Permissions::from_mode(attr.perm))
-        .map_err(|e| ApplyError::io(tmp, e))?;
     let times = std::fs::FileTimes::new()
         .set_accessed(to_system_time(attr.atime.sec, attr.atime.nsec))
         .set_modified(to_system_time(attr.mtime.sec, attr.mtime.nsec));
-    file.set_times(times).map_err(|e| ApplyError::io(tmp, e))?;
-    file.sync_all().map_err(|e| ApplyError::io(tmp, e))?;
-    Ok(())
+    settle(&file, tmp, (attr.uid, attr.gid), attr.perm, times)
+}
+
+/// Gives the file `file` at `path` its owner (best effort), then its mode (after the chown,
+/// which clears setuid and setgid) and times, and syncs it.
+fn settle(
+    file: &File,
+    path: &Path,
+    (uid, gid): (u32, u32),
+    perm: u32,
+    times: std::fs::FileTimes,
+) -> Result<(), ApplyError> {
+    let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
+    file.set_permissions(std::fs::Permissions::from_mode(perm))
+        .map_err(|e| ApplyError::io(path, e))?;
+    file.set_times(times).map_err(|e| ApplyError::io(path, e))?;
+    file.sync_all().map_err(|e| ApplyError::io(path, e))
 }
 
 /// Moves a staged entry to `tmp` (next to its target); across filesystems (a mount point
@@ -127,15 +137,10 @@ fn move_staged(staged: &Path, tmp: &Path) -> Result<(), ApplyError> {
             .write(true)
             .open(tmp)
             .map_err(|e| ApplyError::io(tmp, e))?;
-        let _ = std::os::unix::fs::lchown(tmp, Some(md.uid()), Some(md.gid()));
-        // After chown, which clears setuid/setgid bits.
-        file.set_permissions(md.permissions())
-            .map_err(|e| ApplyError::io(tmp, e))?;
         let times = std::fs::FileTimes::new()
             .set_accessed(md.accessed().map_err(|e| ApplyError::io(staged, e))?)
             .set_modified(md.modified().map_err(|e| ApplyError::io(staged, e))?);
-        file.set_times(times).map_err(|e| ApplyError::io(tmp, e))?;
-        file.sync_all().map_err(|e| ApplyError::io(tmp, e))?;
+        settle(&file, tmp, (md.uid(), md.gid()), md.mode() & 0o7777, times)?;
     }
     let _ = std::fs::remove_file(staged);
     Ok(())
