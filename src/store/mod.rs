@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+mod wal_batch;
+
 /// Format version this binary writes, kept in `PRAGMA user_version`.
 pub const FORMAT_VERSION: i64 = 5;
 
@@ -108,7 +110,9 @@ impl Store {
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let classify = |e: StoreError| classify_open_error(path, e);
-        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| classify(e.into()))?;
+        let vfs = wal_batch::register()?;
+        let mut conn = Connection::open_with_flags_and_vfs(path, flags, vfs)
+            .map_err(|e| classify(e.into()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Look before touching: a file that is not a session must be left exactly as it was.
         check_kind(&conn, path, mode).map_err(classify)?;
