@@ -599,6 +599,32 @@ fn with_background_maintenance_deletes_leave_reclaiming_to_maintain() {
 }
 
 #[test]
+fn any_change_holds_back_idle_maintenance_until_the_next_pause() {
+    let (d, vfs) = new_fs();
+    vfs.use_background_maintenance().unwrap();
+    let ino = file(&vfs, b"f", &[1u8; 2 << 20]);
+    let wal = d.path().join("s.db-wal");
+    let wal_len = || std::fs::metadata(&wal).unwrap().len();
+    assert!(wal_len() > agentfs::store::IDLE_WAL_BYTES);
+    // Idle for over a second, then a change that neither creates, writes nor frees.
+    let pause = std::time::Duration::from_millis(1100);
+    std::thread::sleep(pause);
+    let chmod = SetAttr {
+        mode: Some(0o600),
+        ..Default::default()
+    };
+    vfs.setattr(ino, &chmod).unwrap();
+    vfs.maintain().unwrap();
+    assert!(
+        wal_len() > agentfs::store::IDLE_WAL_BYTES,
+        "maintenance cut the WAL (a checkpoint that fsyncs) right after a change"
+    );
+    std::thread::sleep(pause);
+    vfs.maintain().unwrap();
+    assert_eq!(wal_len(), 0, "an idle mount cuts its WAL");
+}
+
+#[test]
 fn offsets_near_the_2_63_limit_fail_cleanly() {
     let (_d, vfs) = new_fs();
     let ino = file(&vfs, b"f", b"");

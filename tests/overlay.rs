@@ -183,6 +183,60 @@ fn inode_numbers_of_base_files_survive_copy_up_and_remount() {
 }
 
 #[test]
+fn a_first_write_into_a_base_file_lands_whole_with_its_time_identity_and_journal_row() {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let o = Overlay::new(&[]);
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    for f in ["src/main.rs", "README", "docs/a.md"] {
+        let f = fs::File::options().write(true).open(o.base().join(f));
+        f.unwrap().set_modified(old).unwrap();
+    }
+    // An append, a write inside the file, and one past its end (which leaves a hole).
+    let append = fs::File::options().append(true).open(o.p("src/main.rs"));
+    append.unwrap().write_all(b"// more\n").unwrap();
+    let inside = fs::File::options().write(true).open(o.p("README"));
+    inside.unwrap().write_all_at(b"R", 0).unwrap();
+    let past = fs::File::options().write(true).open(o.p("docs/a.md"));
+    past.unwrap().write_all_at(b"!", 8).unwrap();
+    let expected: [(&str, &[u8]); 3] = [
+        ("src/main.rs", b"fn main() {}\n// more\n"),
+        ("README", b"Read me\n"),
+        ("docs/a.md", b"# A\n\0\0\0\0!"),
+    ];
+    let check = || {
+        for (f, bytes) in expected {
+            assert_eq!(fs::read(o.p(f)).unwrap(), bytes, "{f}");
+            let mtime = fs::metadata(o.p(f)).unwrap().modified().unwrap();
+            assert!(
+                mtime > old + std::time::Duration::from_secs(86_400),
+                "{f}: {mtime:?}"
+            );
+        }
+    };
+    check();
+    o.umount();
+    o.agentfs(&["mount", "s", o.mnt.to_str().unwrap()]);
+    check();
+    // The identity holds the hash of the base bytes, not of the written ones.
+    assert_eq!(
+        o.sql("SELECT hex(blake3) FROM fs_base_identity WHERE base_path = '/src/main.rs'"),
+        format!(
+            "hex(blake3)\n{}\n",
+            blake3::hash(b"fn main() {}\n").to_hex().to_uppercase()
+        )
+    );
+    assert_eq!(
+        o.sql(
+            "SELECT path FROM fs_change WHERE op = 'write' \
+             AND path IN ('/src/main.rs', '/README', '/docs/a.md') ORDER BY path"
+        ),
+        "path\n/README\n/docs/a.md\n/src/main.rs\n"
+    );
+    assert_eq!(fs::read(o.base().join("README")).unwrap(), b"read me\n");
+}
+
+#[test]
 fn host_changes_to_untouched_files_show_through() {
     let o = Overlay::new(&["--cache-ttl", "0"]);
     assert_eq!(fs::read_to_string(o.p("README")).unwrap(), "read me\n");

@@ -147,7 +147,10 @@ impl Vfs {
     /// The connection that makes changes. One writer per process keeps its page cache warm
     /// (in WAL mode a connection drops its cache whenever another one has committed) and
     /// makes threads queue on a mutex instead of SQLite's sleeping busy handler.
+    /// The write connection, for a change: it also notes the activity, so that background
+    /// maintenance (checkpoints that fsync) waits for a pause rather than stall the change.
     fn writer(&self) -> VfsResult<pool::Pooled<'_>> {
+        self.touch_activity();
         Ok(self.pool.writer()?)
     }
 
@@ -412,7 +415,6 @@ impl Vfs {
 
     /// Creates an inode under `parent`. Shared by create/mknod/mkdir/symlink.
     fn make_node(&self, parent: Ino, name: &[u8], node: NewNode<'_>) -> VfsResult<Attr> {
-        self.touch_activity();
         let NewNode {
             kind,
             perm,
@@ -504,7 +506,15 @@ impl Vfs {
         let ino = match rows::child(tx, parent, name)? {
             // Another thread copied it up first.
             Some(existing) => existing,
-            None => self.insert_copy(tx, parent, name, c)?,
+            None => match self.insert_copy(tx, parent, name, c)? {
+                (ino, Some(written_at)) => {
+                    if self.starts_write_burst(ino) {
+                        rows::journal_ino(tx, self.runner(), written_at, "write", ino)?;
+                    }
+                    return Ok(ino);
+                }
+                (ino, None) => ino,
+            },
         };
         if let Some((offset, buf)) = then_write {
             let journal_it = self.starts_write_burst(ino);
@@ -513,14 +523,16 @@ impl Vfs {
         Ok(ino)
     }
 
-    /// The new delta inode of a copy-up: metadata, bytes, origin and identity.
+    /// The new delta inode of a copy-up: metadata, bytes, origin and identity. A write that
+    /// lands within the copied bytes or right after them is made on the bytes in memory, so
+    /// they are stored once; the time it was made at comes back with the inode then.
     fn insert_copy(
         &self,
         tx: &rusqlite::Connection,
         parent: Ino,
         name: &[u8],
         c: CopyUp<'_>,
-    ) -> VfsResult<Ino> {
+    ) -> VfsResult<(Ino, Option<Timestamp>)> {
         let chunk_size = self.chunk_size;
         let now = Timestamp::now();
         let is_dir = c.kind == FileKind::Dir;
@@ -542,25 +554,28 @@ impl Vfs {
             rows::add_nlink(tx, parent, 1, None)?;
         }
         let mut hash = c.base_hash;
+        let mut mtime = c.mtime;
+        let mut written_at = None;
         if let Some(reader) = c.data {
-            let mut hasher = blake3::Hasher::new();
-            let mut size = 0u64;
-            // Sized for the file, so copying a small one does not map and fault a large buffer.
-            let mut buf = vec![0u8; c.size.clamp(4096, 1 << 20) as usize];
-            loop {
-                let n = reader.read(&mut buf).map_err(|e| {
-                    VfsError::Store(crate::store::StoreError::Io {
-                        path: std::path::PathBuf::from(String::from_utf8_lossy(name).into_owned()),
-                        source: e,
-                    })
-                })?;
-                if n == 0 {
-                    break;
+            // Whole: files this small are copied (larger ones stay in the base until changed).
+            let mut bytes = Vec::with_capacity(c.size as usize);
+            reader.read_to_end(&mut bytes).map_err(|e| {
+                VfsError::Store(crate::store::StoreError::Io {
+                    path: std::path::PathBuf::from(String::from_utf8_lossy(name).into_owned()),
+                    source: e,
+                })
+            })?;
+            hash = Some(*blake3::hash(&bytes).as_bytes());
+            if let Some((offset, buf)) = c.then_write.filter(|(o, _)| *o <= bytes.len() as u64) {
+                let (offset, end) = (offset as usize, offset as usize + buf.len());
+                if end > bytes.len() {
+                    bytes.resize(end, 0);
                 }
-                hasher.update(&buf[..n]);
-                size = data::write(tx, chunk_size, ino, size, size, &buf[..n], None)?;
+                bytes[offset..end].copy_from_slice(buf);
+                mtime = now;
+                written_at = Some(now);
             }
-            hash = Some(*hasher.finalize().as_bytes());
+            let size = data::write(tx, chunk_size, ino, 0, 0, &bytes, None)?;
             tx.prepare_cached("UPDATE fs_inode SET size = ?2 WHERE ino = ?1")?
                 .execute(params![ino.0 as i64, size as i64])?;
         } else if c.backed_by_base {
@@ -577,8 +592,8 @@ impl Vfs {
             ino.0 as i64,
             c.atime.sec,
             c.atime.nsec as i64,
-            c.mtime.sec,
-            c.mtime.nsec as i64
+            mtime.sec,
+            mtime.nsec as i64
         ])?;
         tx.prepare_cached(
             "INSERT OR REPLACE INTO fs_origin (delta_ino, base_ino) VALUES (?1, ?2)",
@@ -596,7 +611,7 @@ impl Vfs {
             hash.as_ref().map(|h| &h[..]),
             new.mode as i64
         ])?;
-        Ok(ino)
+        Ok((ino, written_at))
     }
 
     /// Every base inode number some delta entry was copied up from.
@@ -1392,7 +1407,6 @@ impl Vfs {
         journal_it: bool,
         replace: bool,
     ) -> VfsResult<()> {
-        self.touch_activity();
         let mut store = self.writer()?;
         let tx = store.write_tx()?;
         self.write_in(&tx, ino, offset, buf, journal_it, replace)?;
@@ -1528,7 +1542,6 @@ impl Vfs {
     /// After an operation that freed pages: give some back now, unless a background
     /// maintenance thread does it (mounts).
     fn after_free(&self, store: &mut Store) -> VfsResult<()> {
-        self.touch_activity();
         if !self.background_maintenance.load(Ordering::Relaxed) {
             store.reclaim_space(Some(crate::store::RECLAIM_BUDGET_PAGES))?;
         }
@@ -1552,7 +1565,8 @@ impl Vfs {
         self.free_forgotten()?;
         // Checkpoint on a reader connection: it does not block writers.
         self.store()?.checkpoint_if_large()?;
-        let mut store = self.writer()?;
+        // Not `writer()`: maintenance is not activity.
+        let mut store = self.pool.writer()?;
         store.restart_wal_if_huge()?;
         let idle = self.idle_for() >= MAINTENANCE_IDLE;
         if !idle && !store.free_pages_exceed(crate::store::RECLAIM_URGENT_PAGES)? {
