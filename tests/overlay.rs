@@ -237,6 +237,19 @@ fn a_first_write_into_a_base_file_lands_whole_with_its_time_identity_and_journal
 }
 
 #[test]
+fn a_moved_session_directory_shows_the_base_directory_at_its_new_path() {
+    let o = Overlay::new(&[]);
+    fs::create_dir(o.p("x")).unwrap();
+    // A lookup in it works out (and keeps) which base directory it shows: /x, none.
+    assert!(fs::metadata(o.p("x/g")).is_err());
+    fs::rename(o.p("x"), o.p("q")).unwrap();
+    // Now it shows /q, which the host creates afterwards.
+    fs::create_dir(o.base().join("q")).unwrap();
+    fs::write(o.base().join("q/f"), "from the host\n").unwrap();
+    assert_eq!(fs::read_to_string(o.p("q/f")).unwrap(), "from the host\n");
+}
+
+#[test]
 fn host_changes_to_untouched_files_show_through() {
     let o = Overlay::new(&["--cache-ttl", "0"]);
     assert_eq!(fs::read_to_string(o.p("README")).unwrap(), "read me\n");

@@ -105,7 +105,22 @@ pub struct Overlay {
     /// Per directory, the order of its last listing: reading in this order is what
     /// read-ahead looks for.
     listing_orders: Mutex<HashMap<Ino, Arc<ListingOrder>>>,
+    /// The base directory each delta directory shows, which takes a query per level to work
+    /// out and is asked at every lookup and create in it.
+    base_dirs: Mutex<BaseDirs>,
 }
+
+/// Answers of [`Vfs::base_path_of`]. They change only when a directory moves or turns
+/// opaque, here (which clears them) or in another process (`forget_cached_rows`). The
+/// epoch keeps an answer worked out before such a change from being kept after it.
+#[derive(Default)]
+struct BaseDirs {
+    epoch: u64,
+    known: HashMap<Ino, Option<Vec<u8>>>,
+}
+
+/// Delta directories whose base directory is kept; past this the answers are dropped.
+const MAX_BASE_DIRS: usize = 65_536;
 
 /// A directory's last listing as read-ahead sees it.
 #[derive(Debug)]
@@ -208,6 +223,7 @@ impl Overlay {
             whiteouts: Mutex::new(None),
             read_ahead: std::sync::OnceLock::new(),
             listing_orders: Mutex::new(HashMap::new()),
+            base_dirs: Mutex::new(BaseDirs::default()),
         }
     }
 
@@ -281,6 +297,14 @@ impl Overlay {
     pub fn forget_cached_rows(&self) {
         *self.claimed.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.whiteouts.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.forget_base_dirs();
+    }
+
+    /// Drops the kept base directories (a directory moved or turned opaque).
+    fn forget_base_dirs(&self) {
+        let mut dirs = self.base_dirs.lock().unwrap_or_else(|e| e.into_inner());
+        dirs.epoch += 1;
+        dirs.known.clear();
     }
 
     /// Runs `f` on the session's whiteouts, read once and then kept.
@@ -372,6 +396,16 @@ impl Overlay {
         Ok(origin)
     }
 
+    /// [`Overlay::delta_attr`] of an inode just created, which has no origin (so no query).
+    fn created_attr(&self, mut attr: Attr) -> Attr {
+        self.origins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(attr.ino, None);
+        attr.ino = Ino(attr.ino.0 | DELTA_NODE);
+        attr
+    }
+
     fn delta_attr(&self, mut attr: Attr) -> VfsResult<Attr> {
         if self.base.is_some() && attr.ino != Ino::ROOT {
             attr.ino = match self.origin_of(attr.ino)? {
@@ -406,10 +440,26 @@ impl Overlay {
         if self.base.is_none() {
             return Ok(None);
         }
-        match node {
-            Node::Delta(d) => self.vfs.base_path_of(*d),
-            Node::Base(b) => Ok(Some(b.path.clone())),
+        let d = match node {
+            Node::Delta(d) => *d,
+            Node::Base(b) => return Ok(Some(b.path.clone())),
+        };
+        let epoch = {
+            let dirs = self.base_dirs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(known) = dirs.known.get(&d) {
+                return Ok(known.clone());
+            }
+            dirs.epoch
+        };
+        let path = self.vfs.base_path_of(d)?;
+        let mut dirs = self.base_dirs.lock().unwrap_or_else(|e| e.into_inner());
+        if dirs.epoch == epoch {
+            if dirs.known.len() >= MAX_BASE_DIRS {
+                dirs.known.clear();
+            }
+            dirs.known.insert(d, path.clone());
         }
+        Ok(path)
     }
 
     // ----- lookups ------------------------------------------------------------------------
@@ -831,7 +881,7 @@ impl Overlay {
         }
         let (d, _) = self.prepare_create(parent, name)?;
         let (attr, fh) = self.vfs.create(d, name, perm, creds)?;
-        Ok((self.delta_attr(attr)?, self.add_handle(Handle::Delta(fh))))
+        Ok((self.created_attr(attr), self.add_handle(Handle::Delta(fh))))
     }
 
     pub fn mknod(
@@ -847,7 +897,7 @@ impl Overlay {
             return self.vfs.mknod(parent, name, kind, perm, rdev, creds);
         }
         let (d, _) = self.prepare_create(parent, name)?;
-        self.delta_attr(self.vfs.mknod(d, name, kind, perm, rdev, creds)?)
+        Ok(self.created_attr(self.vfs.mknod(d, name, kind, perm, rdev, creds)?))
     }
 
     pub fn mkdir(&self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<Attr> {
@@ -858,8 +908,9 @@ impl Overlay {
         let attr = self.vfs.mkdir(d, name, perm, creds)?;
         if was_whiteout {
             self.vfs.set_opaque(attr.ino)?;
+            self.forget_base_dirs();
         }
-        self.delta_attr(attr)
+        Ok(self.created_attr(attr))
     }
 
     pub fn symlink(
@@ -873,7 +924,7 @@ impl Overlay {
             return self.vfs.symlink(parent, name, target, creds);
         }
         let (d, _) = self.prepare_create(parent, name)?;
-        self.delta_attr(self.vfs.symlink(d, name, target, creds)?)
+        Ok(self.created_attr(self.vfs.symlink(d, name, target, creds)?))
     }
 
     pub fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> VfsResult<Attr> {
@@ -954,9 +1005,25 @@ impl Overlay {
         if self.base.is_none() {
             return self.vfs.rename(parent, name, new_parent, new_name, flags);
         }
-        if flags.exchange {
-            return self.exchange(parent, name, new_parent, new_name, flags);
-        }
+        let moved = if flags.exchange {
+            self.exchange(parent, name, new_parent, new_name, flags)
+        } else {
+            self.move_entry(parent, name, new_parent, new_name, flags)
+        };
+        // Whatever moved (or turned opaque) may change the base directory a delta one shows.
+        self.forget_base_dirs();
+        moved
+    }
+
+    /// A rename that is not an exchange.
+    fn move_entry(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> VfsResult<()> {
         let src = self.exists(parent, name)?.ok_or(VfsError::NotFound)?;
         let dst = self.exists(new_parent, new_name)?;
         if let Some(d) = &dst {
