@@ -146,9 +146,9 @@ impl Vfs {
 
     /// The connection that makes changes. One writer per process keeps its page cache warm
     /// (in WAL mode a connection drops its cache whenever another one has committed) and
-    /// makes threads queue on a mutex instead of SQLite's sleeping busy handler.
-    /// The write connection, for a change: it also notes the activity, so that background
-    /// maintenance (checkpoints that fsync) waits for a pause rather than stall the change.
+    /// makes threads queue on a mutex instead of SQLite's sleeping busy handler. Taking it
+    /// counts as activity, so background maintenance (whose checkpoints fsync) waits for a
+    /// pause rather than stall changes.
     fn writer(&self) -> VfsResult<pool::Pooled<'_>> {
         self.touch_activity();
         Ok(self.pool.writer()?)
