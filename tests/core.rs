@@ -281,6 +281,13 @@ fn xattrs_set_get_list_remove_with_create_and_replace_flags() {
         Err(VfsError::NoAttr)
     ));
     assert_eq!(VfsError::NoAttr.errno(), libc::ENODATA);
+    // An empty value is a value; a missing inode is not a missing attribute.
+    vfs.setxattr(ino, b"user.e", b"", XattrMode::Any).unwrap();
+    assert_eq!(vfs.getxattr(ino, b"user.e").unwrap(), b"");
+    assert!(matches!(
+        vfs.getxattr(Ino(ino.0 + 1000), b"user.e"),
+        Err(VfsError::NotFound)
+    ));
 }
 
 #[test]

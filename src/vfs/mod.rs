@@ -1690,17 +1690,20 @@ impl Vfs {
     pub fn getxattr(&self, ino: Ino, name: &[u8]) -> VfsResult<Vec<u8>> {
         check_xattr_name(name)?;
         let store = self.store()?;
-        let value: Option<Vec<u8>> = store
+        // One query tells a missing attribute (asked before every first write) from a
+        // missing inode.
+        let value: Option<Option<Vec<u8>>> = store
             .conn
-            .prepare_cached("SELECT value FROM fs_xattr WHERE ino = ?1 AND name = ?2")?
+            .prepare_cached(
+                "SELECT (SELECT value FROM fs_xattr WHERE ino = ?1 AND name = ?2) \
+                 FROM fs_inode WHERE ino = ?1",
+            )?
             .query_row(params![ino.0 as i64, names::to_sql(name)], |r| r.get(0))
             .optional()?;
         match value {
-            Some(v) => Ok(v),
-            None => {
-                rows::attr(&store.conn, ino)?;
-                Err(VfsError::NoAttr)
-            }
+            Some(Some(v)) => Ok(v),
+            Some(None) => Err(VfsError::NoAttr),
+            None => Err(VfsError::NotFound),
         }
     }
 
