@@ -252,7 +252,11 @@ impl Filesystem for AgentFs {
             | InitFlags::FUSE_AUTO_INVAL_DATA
             | InitFlags::FUSE_CACHE_SYMLINKS
             | InitFlags::FUSE_BIG_WRITES
-            | InitFlags::FUSE_ASYNC_READ;
+            | InitFlags::FUSE_ASYNC_READ
+            // We clear set-id bits ourselves (see `setattr` and `write`). In return the kernel
+            // stops asking for security.capability before every write, only before an inode's
+            // first, and stops re-reading attributes before every chown.
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         let _ = config.add_capabilities(wanted & config.capabilities());
         // Passthrough lets the kernel read untouched base files itself (overlay sessions).
         if self.want_passthrough
@@ -332,6 +336,10 @@ impl Filesystem for AgentFs {
             size,
             atime: atime.map(time_set),
             mtime: mtime.map(time_set),
+            // FUSE_HANDLE_KILLPRIV_V2 leaves it to us on chown, and on truncate by a caller
+            // without CAP_FSETID, which the kernel flags but fuser does not pass on: uid 0
+            // stands for it.
+            kill_suidgid: uid.is_some() || gid.is_some() || (size.is_some() && req.uid() != 0),
         };
         match self.fs.setattr(Ino(ino.0), &set) {
             Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
@@ -526,12 +534,23 @@ impl Filesystem for AgentFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         let _runner = self.runner_scope(req);
+        // The kernel asks this (FUSE_HANDLE_KILLPRIV_V2) when a caller without CAP_FSETID
+        // writes to a set-id file.
+        if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+            let kill = SetAttr {
+                kill_suidgid: true,
+                ..SetAttr::default()
+            };
+            if let Err(e) = self.fs.setattr(Ino(ino.0), &kill) {
+                return reply.error(errno("write", ino.0, e));
+            }
+        }
         let written = if fh.0 == UNOPENED {
             self.fs.write_node(Ino(ino.0), offset, data)
         } else {

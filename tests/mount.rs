@@ -621,3 +621,63 @@ fn another_process_closing_its_connection_leaves_the_live_wal_in_place() {
     ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "count(*)\n5\n");
 }
+
+#[test]
+fn set_id_bits_go_on_chown_and_on_writes_and_truncates_by_unprivileged_callers() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let m = Mounted::with_args(&["--cache-ttl", "0"]);
+    fs::set_permissions(m.home.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let files = [
+        ("written", 0o6777),
+        ("truncated", 0o6777),
+        ("by-root", 0o6777),
+        ("chowned", 0o6777),
+        ("sgid-no-exec", 0o2767),
+    ];
+    for (f, mode) in files {
+        fs::write(m.p(f), "x").unwrap();
+        fs::set_permissions(m.p(f), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let as_nobody = |script: &str| {
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&m.dir)
+            .uid(65534)
+            .gid(65534)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{script}");
+    };
+    as_nobody("echo y >> written");
+    as_nobody(": > truncated");
+    OpenOptions::new()
+        .append(true)
+        .open(m.p("by-root"))
+        .unwrap()
+        .write_all(b"y")
+        .unwrap();
+    std::os::unix::fs::chown(m.p("chowned"), Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::chown(m.p("sgid-no-exec"), Some(65534), None).unwrap();
+    let expected = [
+        ("written", 0o777),
+        ("truncated", 0o777),
+        ("by-root", 0o6777),
+        ("chowned", 0o777),
+        ("sgid-no-exec", 0o2767),
+    ];
+    let modes = || {
+        expected
+            .iter()
+            .map(|(f, _)| (*f, fs::metadata(m.p(f)).unwrap().mode() & 0o7777))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(modes(), expected);
+    assert_eq!(fs::read(m.p("written")).unwrap(), b"xy\n");
+    assert_eq!(fs::metadata(m.p("truncated")).unwrap().len(), 0);
+    // Stored in the session, not only in the kernel's cache.
+    m.agentfs(&["umount", m.dir.to_str().unwrap()]);
+    m.agentfs(&["mount", "s", m.dir.to_str().unwrap()]);
+    assert_eq!(modes(), expected);
+}

@@ -1156,6 +1156,18 @@ impl Vfs {
                     (mode & 0o7777) as i64
                 ])?;
         }
+        if set.kill_suidgid && attr.kind != FileKind::Dir {
+            tx.prepare_cached(
+                "UPDATE fs_inode SET mode = mode & ~(?2 | CASE WHEN mode & ?3 THEN ?4 ELSE 0 END) \
+                 WHERE ino = ?1",
+            )?
+            .execute(params![
+                ino.0 as i64,
+                libc::S_ISUID as i64,
+                libc::S_IXGRP as i64,
+                libc::S_ISGID as i64
+            ])?;
+        }
         if let Some(uid) = set.uid {
             tx.prepare_cached("UPDATE fs_inode SET uid = ?2 WHERE ino = ?1")?
                 .execute(params![ino.0 as i64, uid as i64])?;
@@ -1183,6 +1195,8 @@ impl Vfs {
             "chmod"
         } else if set.uid.is_some() || set.gid.is_some() {
             "chown"
+        } else if set.kill_suidgid {
+            "chmod"
         } else {
             "utimens"
         };

@@ -115,6 +115,9 @@ pub struct SetAttr {
     pub size: Option<u64>,
     pub atime: Option<TimeSet>,
     pub mtime: Option<TimeSet>,
+    /// Clear set-user-ID, and set-group-ID where the group may execute (as Linux does on
+    /// chown, and on a write or truncate by a caller without CAP_FSETID). Not for directories.
+    pub kill_suidgid: bool,
 }
 
 /// Who creates an inode: owner and group for new files.
