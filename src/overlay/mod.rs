@@ -396,14 +396,14 @@ impl Overlay {
         Ok(origin)
     }
 
-    /// [`Overlay::delta_attr`] of an inode just created, which has no origin (so no query).
-    fn created_attr(&self, mut attr: Attr) -> Attr {
+    /// [`Overlay::delta_attr`] of an inode just created: it has no origin, which is noted
+    /// first so that no query asks.
+    fn created_attr(&self, attr: Attr) -> VfsResult<Attr> {
         self.origins
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(attr.ino, None);
-        attr.ino = Ino(attr.ino.0 | DELTA_NODE);
-        attr
+        self.delta_attr(attr)
     }
 
     fn delta_attr(&self, mut attr: Attr) -> VfsResult<Attr> {
@@ -881,7 +881,7 @@ impl Overlay {
         }
         let (d, _) = self.prepare_create(parent, name)?;
         let (attr, fh) = self.vfs.create(d, name, perm, creds)?;
-        Ok((self.created_attr(attr), self.add_handle(Handle::Delta(fh))))
+        Ok((self.created_attr(attr)?, self.add_handle(Handle::Delta(fh))))
     }
 
     pub fn mknod(
@@ -897,7 +897,7 @@ impl Overlay {
             return self.vfs.mknod(parent, name, kind, perm, rdev, creds);
         }
         let (d, _) = self.prepare_create(parent, name)?;
-        Ok(self.created_attr(self.vfs.mknod(d, name, kind, perm, rdev, creds)?))
+        self.created_attr(self.vfs.mknod(d, name, kind, perm, rdev, creds)?)
     }
 
     pub fn mkdir(&self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<Attr> {
@@ -910,7 +910,7 @@ impl Overlay {
             self.vfs.set_opaque(attr.ino)?;
             self.forget_base_dirs();
         }
-        Ok(self.created_attr(attr))
+        self.created_attr(attr)
     }
 
     pub fn symlink(
@@ -924,7 +924,7 @@ impl Overlay {
             return self.vfs.symlink(parent, name, target, creds);
         }
         let (d, _) = self.prepare_create(parent, name)?;
-        Ok(self.created_attr(self.vfs.symlink(d, name, target, creds)?))
+        self.created_attr(self.vfs.symlink(d, name, target, creds)?)
     }
 
     pub fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> VfsResult<Attr> {

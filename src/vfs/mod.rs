@@ -506,15 +506,16 @@ impl Vfs {
         let ino = match rows::child(tx, parent, name)? {
             // Another thread copied it up first.
             Some(existing) => existing,
-            None => match self.insert_copy(tx, parent, name, c)? {
-                (ino, Some(written_at)) => {
+            None => {
+                let (ino, written_at) = self.insert_copy(tx, parent, name, c)?;
+                if let Some(at) = written_at {
                     if self.starts_write_burst(ino) {
-                        rows::journal_ino(tx, self.runner(), written_at, "write", ino)?;
+                        rows::journal_ino(tx, self.runner(), at, "write", ino)?;
                     }
                     return Ok(ino);
                 }
-                (ino, None) => ino,
-            },
+                ino
+            }
         };
         if let Some((offset, buf)) = then_write {
             let journal_it = self.starts_write_burst(ino);
@@ -1157,16 +1158,16 @@ impl Vfs {
                 ])?;
         }
         if set.kill_suidgid && attr.kind != FileKind::Dir {
-            tx.prepare_cached(
-                "UPDATE fs_inode SET mode = mode & ~(?2 | CASE WHEN mode & ?3 THEN ?4 ELSE 0 END) \
-                 WHERE ino = ?1",
-            )?
-            .execute(params![
-                ino.0 as i64,
-                libc::S_ISUID as i64,
-                libc::S_IXGRP as i64,
-                libc::S_ISGID as i64
-            ])?;
+            // Only when there is a bit to clear: chown and truncate ask this every time.
+            let perm = set.mode.map_or(attr.perm, |m| m & 0o7777);
+            let mut kept = perm & !libc::S_ISUID;
+            if perm & libc::S_IXGRP != 0 {
+                kept &= !libc::S_ISGID;
+            }
+            if kept != perm {
+                tx.prepare_cached("UPDATE fs_inode SET mode = (mode & ?2) | ?3 WHERE ino = ?1")?
+                    .execute(params![ino.0 as i64, libc::S_IFMT as i64, kept as i64])?;
+            }
         }
         if let Some(uid) = set.uid {
             tx.prepare_cached("UPDATE fs_inode SET uid = ?2 WHERE ino = ?1")?
