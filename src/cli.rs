@@ -821,6 +821,8 @@ fn mount(
         allow_other: unsafe { libc::geteuid() } == 0,
         fs_name: format!("agentfs:{}:{}", r.id, std::process::id()),
         ttl: std::time::Duration::from_secs_f64(cache_ttl),
+        // The shared mount of `agentfs run` holds what sandboxed commands made.
+        setid_and_devices: runners_lock.is_none(),
         runners_lock,
         passthrough,
     };

@@ -34,6 +34,10 @@ pub struct MountConfig {
     /// Answer OPEN so that untouched base files are read with FUSE passthrough, instead of
     /// declining it (the default: fewer round trips per open, measured faster).
     pub passthrough: bool,
+    /// Honour set-id bits and device files on the mount (as root). Off for the shared mount
+    /// of `agentfs run`: what a sandboxed command makes there must not give powers to anyone
+    /// who runs or opens it from the host.
+    pub setid_and_devices: bool,
 }
 
 /// The filesystem type in the mount table (`fuse.agentfs`).
@@ -79,6 +83,8 @@ pub fn fuse_mount_at(dir: &Path) -> Option<FuseMount> {
 /// One line of /proc/self/mountinfo.
 pub(crate) struct MountInfoLine {
     pub point: PathBuf,
+    /// The per-mount options (`rw,nosuid,relatime`): what a bind remount must keep.
+    pub options: String,
     pub fstype: String,
     pub source: String,
 }
@@ -87,12 +93,15 @@ pub(crate) struct MountInfoLine {
 pub(crate) fn mountinfo(info: &str) -> impl Iterator<Item = MountInfoLine> + '_ {
     info.lines().filter_map(|line| {
         let (left, right) = line.split_once(" - ")?;
-        let point = PathBuf::from(unescape(left.split(' ').nth(4)?));
+        let mut left = left.split(' ').skip(4);
+        let point = PathBuf::from(unescape(left.next()?));
+        let options = left.next().unwrap_or_default().to_string();
         let mut fields = right.split(' ');
         let fstype = fields.next().unwrap_or_default().to_string();
         let source = fields.next().map(unescape).unwrap_or_default();
         Some(MountInfoLine {
             point,
+            options,
             fstype,
             source,
         })
@@ -200,8 +209,9 @@ pub fn serve(
         fuser::MountOption::Suid,
     ];
     // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if unsafe { libc::geteuid() } != 0 || !config.setid_and_devices {
         options.retain(|o| !matches!(o, fuser::MountOption::Dev | fuser::MountOption::Suid));
+        options.extend([fuser::MountOption::NoDev, fuser::MountOption::NoSuid]);
     }
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = options;
@@ -447,8 +457,18 @@ fn which(program: &str) -> Option<PathBuf> {
 
 /// Starts `agentfs mount --foreground` for `session` as a detached daemon and waits until it
 /// reports the mount ready (or fails); returns the daemon's pid. Its log goes to `log`.
+/// The daemon works in `/`, never in a directory it serves: a process that could reach its
+/// working directory would reach the real base directory. Paths in `extra_args` must be
+/// absolute.
 pub fn spawn_daemon(session: &str, dir: &Path, extra_args: &[String], log: &Path) -> Result<u32> {
     let exe = std::env::current_exe().context("cannot find the agentfs executable")?;
+    let absolute = |p: &Path| {
+        std::path::absolute(p).with_context(|| format!("cannot make {} absolute", p.display()))
+    };
+    let session_ref = crate::session::SessionRef::parse(session)?;
+    let session_path = absolute(&session_ref.path)?;
+    let dir = absolute(dir)?;
+
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -457,8 +477,9 @@ pub fn spawn_daemon(session: &str, dir: &Path, extra_args: &[String], log: &Path
     let mut cmd = Command::new(exe);
     cmd.args(["mount", "--foreground", "--notify-ready"])
         .args(extra_args)
-        .arg(session)
-        .arg(dir)
+        .arg(&session_path)
+        .arg(&dir)
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log_file);

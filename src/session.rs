@@ -238,6 +238,22 @@ pub fn create(r: &SessionRef, base: Option<&Path>) -> anyhow::Result<()> {
                 [base.to_string_lossy()],
             )?;
         }
+        // The root directory belongs to the base directory's owner, with its mode (or, with
+        // no base, to its creator): a session a user makes is writable to that user.
+        let (uid, gid, mode) = match base {
+            Some(base) => {
+                use std::os::unix::fs::MetadataExt;
+                let m = std::fs::metadata(base)
+                    .with_context(|| format!("cannot read the base directory {}", base.display()))?;
+                (m.uid(), m.gid(), m.mode())
+            }
+            // SAFETY: geteuid/getegid cannot fail.
+            None => unsafe { (libc::geteuid(), libc::getegid(), libc::S_IFDIR | 0o755) },
+        };
+        store.conn.execute(
+            "UPDATE fs_inode SET uid = ?1, gid = ?2, mode = ?3 WHERE ino = 1",
+            rusqlite::params![uid, gid, mode],
+        )?;
         // Everything into the main file, which is the one linked.
         store
             .conn

@@ -4,126 +4,13 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 use common::BIN;
-
-/// A project directory, an agentfs home (also $HOME, with a ~/.claude), and cleanup of the
-/// session's mount when dropped.
-struct Project {
-    top: tempfile::TempDir,
-}
-
-impl Project {
-    fn new() -> Project {
-        let top = tempfile::Builder::new()
-            .prefix("agentfs-run-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        let p = Project { top };
-        let proj = p.proj();
-        fs::create_dir_all(proj.join("src")).unwrap();
-        fs::write(proj.join("README"), "read me\n").unwrap();
-        fs::write(proj.join("src/main.rs"), "fn main() {}\n").unwrap();
-        fs::write(proj.join("doomed.txt"), "delete me\n").unwrap();
-        fs::write(proj.join("bin.dat"), vec![0u8, 1, 2, 255]).unwrap();
-        std::os::unix::fs::symlink("README", proj.join("link")).unwrap();
-        fs::create_dir_all(p.home().join(".claude")).unwrap();
-        p
-    }
-
-    fn top(&self) -> &Path {
-        self.top.path()
-    }
-
-    fn proj(&self) -> PathBuf {
-        self.top().join("proj")
-    }
-
-    fn home(&self) -> PathBuf {
-        self.top().join("home")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .current_dir(self.proj())
-            .env("AGENTFS_HOME", self.home())
-            .env("HOME", self.home())
-            .env_remove("PROMPT_COMMAND");
-        c
-    }
-
-    /// `agentfs run -q --session s -- sh -c SCRIPT` in the project; its output.
-    fn sh(&self, script: &str) -> Output {
-        self.run(&["-q", "--session", "s", "--", "sh", "-c", script])
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all = vec!["run"];
-        all.extend_from_slice(args);
-        common::output_within(self.command(&all), Duration::from_secs(120))
-    }
-
-    fn spawn_sh(&self, script: &str) -> Child {
-        self.command(&["run", "-q", "--session", "s", "--", "sh", "-c", script])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn agentfs(&self, args: &[&str]) -> String {
-        let out = common::agentfs(&self.home(), args);
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn sql(&self, query: &str) -> String {
-        // The first line holds the column names.
-        let out = self.agentfs(&["sql", "s", "--mode", "list", "--", query]);
-        out.lines().skip(1).collect::<Vec<_>>().join("\n")
-    }
-
-    fn run_mount(&self) -> PathBuf {
-        self.home().join("s.db.run/mnt")
-    }
-
-    /// Waits until the session's shared mount is gone (its last runner left).
-    fn wait_unmounted(&self) {
-        wait_for("the shared mount to go away", || {
-            agentfs::mount::fuse_mount_at(&self.run_mount()).is_none()
-        });
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let mnt = self.run_mount();
-        let start = Instant::now();
-        while agentfs::mount::fuse_mount_at(&mnt).is_some() && start.elapsed().as_secs() < 10 {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        drop(common::Unmount(mnt));
-    }
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::project::{FuseMode, OnTerminal, Project, text, wait_for};
 
 #[test]
 fn changes_land_in_the_session_and_never_in_the_project() {
@@ -157,7 +44,7 @@ fn changes_land_in_the_session_and_never_in_the_project() {
     assert!(
         Command::new(BIN)
             .args(["fs", "s", "cat", "/doomed.txt"])
-            .env("AGENTFS_HOME", p.home())
+            .env("AGENTFS_HOME", p.store())
             .output()
             .unwrap()
             .status
@@ -303,7 +190,7 @@ fn allowed_paths_are_written_directly() {
         "true",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(!p.home().join("fresh.db").exists());
+    assert!(!p.store().join("fresh.db").exists());
 }
 
 #[test]
@@ -526,15 +413,6 @@ fn a_session_without_a_base_or_with_a_vanished_base_is_refused() {
     );
 }
 
-/// Restores the mode of /dev/fuse when dropped.
-struct FuseMode(u32);
-
-impl Drop for FuseMode {
-    fn drop(&mut self) {
-        let _ = fs::set_permissions("/dev/fuse", fs::Permissions::from_mode(self.0));
-    }
-}
-
 #[test]
 fn a_normal_user_runs_in_a_user_namespace() {
     // Machines differ in who may open /dev/fuse; open it to users for this test.
@@ -558,7 +436,7 @@ fn a_normal_user_runs_in_a_user_namespace() {
             p.top().display()
         ))
         .current_dir(p.proj())
-        .env("AGENTFS_HOME", p.home())
+        .env("AGENTFS_HOME", p.store())
         .env("HOME", p.home());
     let out = common::output_within(cmd, Duration::from_secs(120));
     let stdout = text(&out.stdout);
@@ -570,75 +448,6 @@ fn a_normal_user_runs_in_a_user_namespace() {
     assert!(stdout.contains("Read-only file system"), "{stdout}");
     assert_eq!(common::tree_snapshot(&p.proj()), before);
     p.wait_unmounted();
-}
-
-/// A process on a new pseudo-terminal (as its controlling terminal), like a user's shell.
-struct OnTerminal {
-    child: Child,
-    master: fs::File,
-}
-
-impl OnTerminal {
-    fn spawn(mut cmd: Command) -> OnTerminal {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::process::CommandExt;
-        let pty = nix::pty::openpty(None, None).unwrap();
-        let slave = fs::File::from(pty.slave);
-        cmd.stdin(slave.try_clone().unwrap())
-            .stdout(slave.try_clone().unwrap())
-            .stderr(slave);
-        // SAFETY: setsid and ioctl are async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().unwrap();
-        let master = fs::File::from(pty.master);
-        // Reads must not block forever.
-        let flags = unsafe { libc::fcntl(master.as_raw_fd(), libc::F_GETFL) };
-        unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) };
-        OnTerminal { child, master }
-    }
-
-    /// Reads the terminal until `what` shows up; returns all read so far.
-    fn expect(&mut self, seen: &mut String, what: &str) {
-        use std::io::Read;
-        let start = Instant::now();
-        while !seen.contains(what) {
-            let mut buf = [0u8; 4096];
-            match self.master.read(&mut buf) {
-                Ok(n) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-                _ => std::thread::sleep(Duration::from_millis(10)),
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "no {what:?} in {seen:?}"
-            );
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        use std::io::Write;
-        self.master.write_all(bytes).unwrap();
-    }
-
-    fn wait(&mut self) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the runner did not end"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
 }
 
 #[test]
@@ -678,13 +487,13 @@ fn without_session_a_new_one_with_a_uuid_is_made() {
         .unwrap_or_else(|| panic!("no join line in {err}"));
     let parsed = uuid::Uuid::parse_str(id).unwrap();
     assert_eq!(parsed.get_version_num(), 4);
-    assert!(p.home().join(format!("{id}.db")).exists());
+    assert!(p.store().join(format!("{id}.db")).exists());
     let out = p.agentfs(&["sessions"]);
     assert!(
         out.contains(id) && out.contains(p.proj().to_str().unwrap()),
         "{out}"
     );
-    drop(common::Unmount(p.home().join(format!("{id}.db.run/mnt"))));
+    drop(common::Unmount(p.store().join(format!("{id}.db.run/mnt"))));
 }
 
 #[test]
@@ -720,7 +529,7 @@ fn several_runners_write_at_once_while_sql_reads() {
         })
         .collect();
     // A reader queries the live session meanwhile.
-    wait_for("the session", || p.home().join("s.db").exists());
+    wait_for("the session", || p.store().join("s.db").exists());
     let mut pending = runners;
     let mut done = Vec::new();
     while !pending.is_empty() {
@@ -781,7 +590,7 @@ fn rm_waits_for_runners_and_removes_the_run_directory() {
     for args in [&["rm", "s"][..], &["gc", "--older-than", "0s"][..]] {
         let out = common::output_within(p.command(args), Duration::from_secs(60));
         assert!(
-            p.home().join("s.db").exists(),
+            p.store().join("s.db").exists(),
             "{args:?} removed a live session"
         );
         assert!(
@@ -794,9 +603,9 @@ fn rm_waits_for_runners_and_removes_the_run_directory() {
     child.wait().unwrap();
     p.wait_unmounted();
     p.agentfs(&["rm", "s"]);
-    assert!(!p.home().join("s.db").exists());
+    assert!(!p.store().join("s.db").exists());
     assert!(
-        !p.home().join("s.db.run").exists(),
+        !p.store().join("s.db.run").exists(),
         "the run directory was left"
     );
 }
@@ -817,10 +626,12 @@ fn an_interactive_bash_works_on_the_terminal() {
     let mut seen = String::new();
     // bash takes the terminal (its own process group, job control) and shows its prompt.
     term.expect(&mut seen, "🤖 ");
-    term.send(b"echo inside-$((40+2)) && cat README && tty\r");
+    term.send(b"echo inside-$((40+2)) && cat README && tty && echo via-$((6*7)) > /dev/tty\r");
     term.expect(&mut seen, "inside-42");
     term.expect(&mut seen, "read me");
-    term.expect(&mut seen, "/dev/pts/");
+    // The sandbox has its own devpts: the runner's terminal is its /dev/console.
+    term.expect(&mut seen, "/dev/console");
+    term.expect(&mut seen, "via-42");
     term.send(b"exit 4\r");
     assert_eq!(term.wait().code(), Some(4));
 }

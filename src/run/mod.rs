@@ -1,6 +1,7 @@
 //! `agentfs run` and `agentfs exec`: run a command in a session, on the session's one shared
 //! overlay mount, inside a sandbox (see [`sandbox`]), recorded as a runner of the session.
 
+pub mod policy;
 pub mod sandbox;
 
 use std::ffi::OsString;
@@ -72,27 +73,28 @@ pub fn banner(id: &str, joining: bool, base: &Path, allow: &[PathBuf]) -> String
     s
 }
 
-/// Opens the session to run in, creating it over `cwd` if it does not exist (unless `exec`).
-/// Returns it and whether it existed.
-fn open_or_create(opts: &RunOptions, cwd: &Path) -> Result<(SessionRef, bool)> {
-    let r = match &opts.session {
+/// The session `opts` names, or a new random id.
+fn session_ref(opts: &RunOptions) -> Result<SessionRef> {
+    Ok(match &opts.session {
         Some(arg) => SessionRef::parse(arg)?,
         None => SessionRef::parse(&uuid::Uuid::new_v4().to_string())?,
-    };
+    })
+}
+
+/// Makes sure the session to run in exists, creating it over `cwd` if it does not (unless
+/// `exec`, or it is given by path). Returns whether it existed.
+fn open_or_create(r: &SessionRef, opts: &RunOptions, cwd: &Path) -> Result<bool> {
     if r.path.exists() {
-        return Ok((r, true));
+        return Ok(true);
     }
-    if opts.exec {
+    if opts.exec || r.by_path {
         r.require_exists()?;
     }
-    if r.by_path {
-        r.require_exists()?;
-    }
-    match session::create(&r, Some(cwd)) {
-        Ok(()) => Ok((r, false)),
+    match session::create(r, Some(cwd)) {
+        Ok(()) => Ok(false),
         // Another runner created it at the same moment: join it.
         Err(e) if matches!(e.downcast_ref(), Some(session::SessionError::Exists { .. })) => {
-            Ok((r, true))
+            Ok(true)
         }
         Err(e) => Err(e),
     }
@@ -115,7 +117,7 @@ fn checked_allows(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// Makes sure the session's shared mount is up (starting its daemon, or replacing a dead
 /// one). Call it holding the run lock.
-fn ensure_mount(r: &SessionRef, run_dir: &Path) -> Result<PathBuf> {
+fn ensure_mount(db: &Path, run_dir: &Path) -> Result<PathBuf> {
     let point = run_dir.join("mnt");
     if let Some(m) = mount::fuse_mount_at(&point) {
         let alive = m.agentfs_pid().is_some_and(mount::process_running);
@@ -126,25 +128,35 @@ fn ensure_mount(r: &SessionRef, run_dir: &Path) -> Result<PathBuf> {
         mount::unmount(&point, true)
             .with_context(|| format!("cannot remove the dead mount at {}", point.display()))?;
     }
-    let mut log = r.path.clone().into_os_string();
+    let mut log = db.as_os_str().to_owned();
     log.push(".mount.log");
     let args = [
         "--runners-lock".to_string(),
         run_dir.join("lock").to_string_lossy().into_owned(),
     ];
-    let session_arg = r.path.to_string_lossy();
+    let session_arg = db.to_string_lossy();
     mount::spawn_daemon(&session_arg, &point, &args, Path::new(&log))
         .context("cannot mount the session")?;
     Ok(point)
 }
 
 /// Creates the run directory: mount point, lock and private /tmp (writable by all, like /tmp).
+/// The run directory itself is the owner's alone (0700): the shared mount in it shows what
+/// sandboxed commands made, which no other host user may reach.
 fn prepare_run_dir(run_dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(run_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(e).with_context(|| format!("cannot create {}", run_dir.display()));
+        }
+        _ => {}
+    }
+    std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot set the mode of {}", run_dir.display()))?;
     let tmp = run_dir.join("tmp");
     for d in [run_dir.join("mnt"), tmp.clone()] {
         // A dead mount on `mnt` (its daemon killed) cannot be looked into, only replaced.
-        match std::fs::create_dir_all(run_dir).and_then(|()| std::fs::create_dir(&d)) {
+        match std::fs::create_dir(&d) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                 return Err(e).with_context(|| format!("cannot create {}", d.display()));
             }
@@ -156,24 +168,79 @@ fn prepare_run_dir(run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The directories that hold session databases: `$AGENTFS_HOME` and the directory of the
+/// session's own database (a session given by path may live elsewhere). The sandbox hides
+/// them and no allowed path may reach them.
+fn stores(db: &Path) -> Vec<PathBuf> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = Vec::new();
+    if let Some(home) = session::home().ok().and_then(|h| std::path::absolute(h).ok()) {
+        out.push(canonical(&home));
+    }
+    if let Some(dir) = std::path::absolute(db).ok().and_then(|p| p.parent().map(canonical))
+        && !out.iter().any(|s| dir.starts_with(s))
+    {
+        out.push(dir);
+    }
+    out
+}
+
+/// The paths a sandbox over `base` keeps writable besides the overlay and /tmp: the default
+/// allows that pass the rules, then the `--allow` paths, each of which must.
+fn writable_paths(opts: &RunOptions, base: &Path, stores: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut allow = if opts.default_allows && !opts.exec {
+        let defaults = std::env::var_os("HOME")
+            .map(|h| default_allows(Path::new(&h)))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        stores.iter().fold(defaults, |kept, store| {
+            policy::usable_defaults(kept, base, store)
+        })
+    } else {
+        Vec::new()
+    };
+    for a in checked_allows(&opts.allow)? {
+        if !opts.exec {
+            for store in stores {
+                policy::check_allow(&a, base, store)?;
+            }
+        }
+        if !allow.contains(&a) {
+            allow.push(a);
+        }
+    }
+    Ok(allow)
+}
+
+/// Refuses a base directory no sandbox can be made over (`/`, a system tree, a store).
+fn check_sandbox_base(opts: &RunOptions, base: &Path, stores: &[PathBuf]) -> Result<()> {
+    if !opts.exec {
+        for store in stores {
+            policy::check_base(base, store)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the command of `opts` in its session; returns the exit status to leave with (the
 /// command's, or 128 + the signal that killed it).
 pub fn run(opts: &RunOptions) -> Result<u8> {
     let cwd = std::env::current_dir()
         .and_then(std::fs::canonicalize)
         .context("cannot read the current directory")?;
-    // Bad arguments are found before a session is made for them.
-    let mut allow = if opts.default_allows && !opts.exec {
-        std::env::var_os("HOME")
-            .map(|h| default_allows(Path::new(&h)))
-            .unwrap_or_default()
-    } else {
-        Vec::new()
+    // Bad arguments are found before a session is made for them (against the base the
+    // session will have: the current directory for a new one).
+    let r = session_ref(opts)?;
+    let stores = stores(&r.path);
+    let known_base = match r.path.exists() {
+        true => Store::open(&r.path, OpenMode::Existing)?.base_path()?,
+        false => Some(cwd.clone()),
     };
-    for a in checked_allows(&opts.allow)? {
-        if !allow.contains(&a) {
-            allow.push(a);
-        }
+    if let Some(base) = &known_base {
+        check_sandbox_base(opts, base, &stores)?;
+        writable_paths(opts, base, &stores)?;
     }
     let command = if opts.command.is_empty() {
         vec![std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into())]
@@ -181,8 +248,10 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         opts.command.clone()
     };
 
-    let (r, existed) = open_or_create(opts, &cwd)?;
-    let store = Store::open(&r.path, OpenMode::Existing)?;
+    let existed = open_or_create(&r, opts, &cwd)?;
+    let db = std::fs::canonicalize(&r.path)
+        .with_context(|| format!("cannot find the session database {}", r.path.display()))?;
+    let store = Store::open(&db, OpenMode::Existing)?;
     let base = store.base_path()?.ok_or_else(|| {
         anyhow!(
             "session {} has no base directory; `agentfs run` makes sessions over the current \
@@ -197,13 +266,15 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
             base.display()
         );
     }
-    let run_dir = session::run_dir(&r.path);
+    check_sandbox_base(opts, &base, &stores)?;
+    let allow = writable_paths(opts, &base, &stores)?;
+    let run_dir = session::run_dir(&db);
     prepare_run_dir(&run_dir)?;
     let lock_path = run_dir.join("lock");
     let lock = std::fs::File::create(&lock_path)
         .and_then(|f| f.lock().map(|()| f))
         .with_context(|| format!("cannot take the run lock {}", lock_path.display()))?;
-    let overlay = ensure_mount(&r, &run_dir)?;
+    let overlay = ensure_mount(&db, &run_dir)?;
     let argv: Vec<String> = command
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -216,12 +287,14 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
     let plan = sandbox::Plan {
-        session_db: std::fs::canonicalize(&r.path)?,
+        session_db: db.clone(),
         runner,
+        parent: std::process::id(),
         overlay,
         base,
         private_tmp: (!opts.exec).then(|| run_dir.join("tmp")),
         allow,
+        hide: stores,
         read_only: !opts.exec,
         cwd,
     };

@@ -1,0 +1,413 @@
+//! The sandbox a runner's command lives in, and the plain view `agentfs exec` gives.
+//!
+//! The sandbox (`agentfs run`) is a user (for a normal user), mount, PID, IPC and UTS
+//! namespace: the session's overlay is shown at the base directory's path, /tmp is the
+//! session's private directory, a few allowed paths stay writable, every other mount is
+//! read-only and every mount is `nosuid,nodev`; /dev and /proc are the sandbox's own; the
+//! session stores are hidden; the command keeps Docker's default capabilities under
+//! `no_new_privs`; and it runs under an init of its own whose exit ends every process it
+//! left (see [`init`]). SECURITY.md says what this does and does not promise.
+//!
+//! It is set up by `agentfs` itself, re-executed as a hidden helper (`agentfs sandbox-exec`).
+//! What to mount and remount is decided by pure functions ([`binds`], [`mounts::hardening`]);
+//! the rest carries it out.
+
+pub mod devices;
+pub mod init;
+pub mod mounts;
+pub mod privileges;
+pub mod procfs;
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, unshare};
+use nix::unistd::{ForkResult, fork};
+use serde::{Deserialize, Serialize};
+
+/// Environment variable carrying the [`Plan`] (JSON) from the runner to the helper.
+pub const PLAN_ENV: &str = "AGENTFS_SANDBOX_PLAN";
+
+/// Exit status of the helper when the sandbox cannot be set up (as `env` and `docker` use
+/// 125 for their own failures, 126 for a command that cannot run, 127 for one not found).
+pub const SETUP_FAILED: u8 = 125;
+
+/// What the helper sets up before running the command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// The session database, to record the sandbox's mount namespace for its runner.
+    pub session_db: PathBuf,
+    pub runner: i64,
+    /// The pid of the runner, which the helper must not outlive.
+    pub parent: u32,
+    /// The session's shared overlay mount.
+    pub overlay: PathBuf,
+    /// Where the overlay is shown inside: the session's base directory.
+    pub base: PathBuf,
+    /// A host directory shown as /tmp inside (shared by the session's runners).
+    pub private_tmp: Option<PathBuf>,
+    /// Paths that stay writable as they are (not copy-on-write).
+    pub allow: Vec<PathBuf>,
+    /// Directories shown empty inside: the session stores.
+    pub hide: Vec<PathBuf>,
+    /// The sandbox (`agentfs run`), or only the session's view (`agentfs exec`).
+    pub read_only: bool,
+    /// The working directory to enter inside (the caller's, by path).
+    pub cwd: PathBuf,
+}
+
+/// One bind mount to make: `source` (a host path, opened before any mount is made) shown
+/// at `target`. Binds are never recursive, so no host mount below a source comes along.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub target: PathBuf,
+}
+
+/// The bind mounts of `plan`, parents before children, so a writable path inside the base
+/// directory is mounted on top of the overlay rather than hidden by it.
+pub fn binds(plan: &Plan) -> Vec<Bind> {
+    let mut binds = Vec::new();
+    if let Some(tmp) = &plan.private_tmp {
+        binds.push(Bind {
+            source: tmp.clone(),
+            target: PathBuf::from("/tmp"),
+        });
+    }
+    binds.push(Bind {
+        source: plan.overlay.clone(),
+        target: plan.base.clone(),
+    });
+    for a in &plan.allow {
+        binds.push(Bind {
+            source: a.clone(),
+            target: a.clone(),
+        });
+    }
+    // Stable: among equal depths the order above holds.
+    binds.sort_by_key(|b| b.target.components().count());
+    binds
+}
+
+/// Sets up the sandbox (or the plain view) of `plan` and runs `argv` in it. Returns the
+/// exit status to leave with.
+pub fn enter(plan: &Plan, argv: &[OsString]) -> u8 {
+    // SAFETY: the helper is single-threaded.
+    unsafe { std::env::remove_var(PLAN_ENV) };
+    if argv.is_empty() {
+        eprintln!("agentfs: no command to run");
+        return SETUP_FAILED;
+    }
+    let result = if plan.read_only {
+        sandbox(plan, argv)
+    } else {
+        view(plan, argv)
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("agentfs: cannot set up the sandbox: {e:#}");
+        SETUP_FAILED
+    })
+}
+
+/// Executes `argv` in place; returns only on failure, with the status for it.
+fn exec_command(argv: &[OsString]) -> u8 {
+    let (program, args) = argv.split_first().expect("a command");
+    let e = std::process::Command::new(program).args(args).exec();
+    let name = program.to_string_lossy();
+    if e.kind() == std::io::ErrorKind::NotFound {
+        eprintln!("agentfs: {name}: command not found");
+        127
+    } else {
+        eprintln!("agentfs: cannot run {name}: {e}");
+        126
+    }
+}
+
+fn ids() -> (u32, u32) {
+    // SAFETY: getuid/getgid cannot fail.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// Maps the caller's own ids into the user namespace it just made.
+fn map_own_ids(uid: u32, gid: u32) -> Result<()> {
+    std::fs::write("/proc/self/setgroups", "deny").context("cannot deny setgroups")?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))
+        .context("cannot map the user id")?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
+        .context("cannot map the group id")?;
+    Ok(())
+}
+
+const USERNS_HINT: &str = "are unprivileged user namespaces disabled? see sysctl \
+     kernel.unprivileged_userns_clone / user.max_user_namespaces";
+
+/// `agentfs exec`: the session's view at the base directory's path in a mount namespace of
+/// its own; nothing else changes.
+fn view(plan: &Plan, argv: &[OsString]) -> Result<u8> {
+    let (uid, gid) = ids();
+    if uid == 0 {
+        unshare(CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
+    } else {
+        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+            .with_context(|| format!("cannot create a user and mount namespace ({USERNS_HINT})"))?;
+        map_own_ids(uid, gid)?;
+    }
+    // Nothing mounted here may reach the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .context("cannot make the mount namespace private")?;
+    record_namespace(plan)?;
+    show_binds(&binds(plan))?;
+    // The command must not outlive a runner killed with SIGKILL (nor hold its mount).
+    // SAFETY: plain prctl call.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    std::env::set_current_dir(&plan.cwd)
+        .with_context(|| format!("cannot enter {}", plan.cwd.display()))?;
+    Ok(exec_command(argv))
+}
+
+/// `agentfs run`: the helper makes the namespaces, records them, and forks the sandbox's
+/// init; it then waits for the init and passes signals on.
+fn sandbox(plan: &Plan, argv: &[OsString]) -> Result<u8> {
+    // The helper must not outlive a runner killed with SIGKILL, nor start after one was.
+    // SAFETY: plain prctl call.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if std::os::unix::process::parent_id() != plan.parent {
+        bail!("the runner (pid {}) is gone", plan.parent);
+    }
+    init::block().context("cannot block signals")?;
+    let (uid, gid) = ids();
+    let user_ns = uid != 0;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS;
+    if user_ns {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    unshare(flags).with_context(|| match user_ns {
+        true => format!("cannot create the sandbox's namespaces ({USERNS_HINT})"),
+        false => "cannot create the sandbox's namespaces".to_string(),
+    })?;
+    if user_ns {
+        map_own_ids(uid, gid)?;
+    }
+    record_namespace(plan)?;
+    let me = init::own_pidfd().context("cannot open a pidfd of the helper")?;
+    // SAFETY: the helper is single-threaded, so the child may do anything after fork.
+    match unsafe { fork() }.context("cannot start the sandbox's init")? {
+        ForkResult::Parent { child } => {
+            drop(me);
+            Ok(init::supervise(child))
+        }
+        ForkResult::Child => std::process::exit(i32::from(be_init(plan, argv, user_ns, me))),
+    }
+}
+
+/// Pid 1 of the sandbox: builds its mount table, starts the command and supervises it.
+fn be_init(plan: &Plan, argv: &[OsString], user_ns: bool, parent: OwnedFd) -> u8 {
+    if !init::die_with_parent(&parent) {
+        return SETUP_FAILED;
+    }
+    drop(parent);
+    if let Err(e) = build(plan, user_ns) {
+        eprintln!("agentfs: cannot set up the sandbox: {e:#}");
+        return SETUP_FAILED;
+    }
+    let _ = std::env::set_current_dir("/");
+    // SAFETY: single-threaded, as the helper was.
+    match unsafe { fork() } {
+        Err(e) => {
+            eprintln!("agentfs: cannot start the command: {e}");
+            SETUP_FAILED
+        }
+        Ok(ForkResult::Child) => std::process::exit(i32::from(become_command(plan, argv))),
+        Ok(ForkResult::Parent { child }) => {
+            // Nothing in the sandbox may read or trace the init (it keeps every capability).
+            // SAFETY: plain prctl call.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+            init::supervise(child)
+        }
+    }
+}
+
+/// The command's process: enters the working directory, gives up powers, executes.
+fn become_command(plan: &Plan, argv: &[OsString]) -> u8 {
+    if let Err(e) = std::env::set_current_dir(&plan.cwd) {
+        eprintln!(
+            "agentfs: cannot set up the sandbox: cannot enter {}: {e}",
+            plan.cwd.display()
+        );
+        return SETUP_FAILED;
+    }
+    if let Err(e) = privileges::drop_to_kept() {
+        eprintln!("agentfs: cannot set up the sandbox: {e:#}");
+        return SETUP_FAILED;
+    }
+    // The command starts with no signal blocked and SIGPIPE at its default, whatever the
+    // helper and the Rust runtime set.
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+    // SAFETY: restoring a default disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    exec_command(argv)
+}
+
+/// Builds the sandbox's mount table (in the init, inside the new PID namespace).
+fn build(plan: &Plan, user_ns: bool) -> Result<()> {
+    // Host mounts made later never reach in, and nothing mounted here reaches the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("cannot make the mount namespace private")?;
+    let binds = binds(plan);
+    show_binds(&binds)?;
+    let writable: Vec<PathBuf> = binds.iter().map(|b| b.target.clone()).collect();
+    if !user_ns {
+        // A user namespace may not detach the mounts it was given (they are locked); its
+        // copies of the stores' mounts are hidden below the stores instead.
+        for point in mounts::foreign_sessions(&mounts::read_mountinfo()?, &writable) {
+            mounts::detach(&point)?;
+        }
+    }
+    devices::set_up(user_ns)?;
+    procfs::set_up()?;
+    for store in &plan.hide {
+        hide(store)?;
+    }
+    let mut own = vec![PathBuf::from("/proc"), PathBuf::from("/dev")];
+    own.extend(plan.hide.iter().cloned());
+    for remount in mounts::hardening(&mounts::read_mountinfo()?, &writable, &own) {
+        mounts::apply(&remount)?;
+    }
+    Ok(())
+}
+
+/// Makes the bind mounts, each source opened before any mount is made (a later mount, the
+/// private /tmp, may hide one).
+fn show_binds(binds: &[Bind]) -> Result<()> {
+    let sources: Vec<OwnedFd> = binds
+        .iter()
+        .map(|b| open_path(&b.source))
+        .collect::<Result<_>>()?;
+    for (bind, fd) in binds.iter().zip(&sources) {
+        make_target(&bind.target, fd)?;
+        let via = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        mount(
+            Some(via.as_str()),
+            &bind.target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| {
+            format!(
+                "cannot show {} at {}",
+                bind.source.display(),
+                bind.target.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Shows the directory `store` empty and read-only, if it is in the sandbox's view.
+fn hide(store: &Path) -> Result<()> {
+    if !store.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    mount(
+        Some("tmpfs"),
+        store,
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=4k,mode=0755"),
+    )
+    .with_context(|| format!("cannot hide the session store {}", store.display()))
+}
+
+/// Tells the session which runner this namespace's processes work for, before any of them
+/// can change a file.
+fn record_namespace(plan: &Plan) -> Result<()> {
+    let ns = crate::runners::mount_ns_of(std::process::id())
+        .ok_or_else(|| anyhow!("cannot read this process's mount namespace"))?;
+    let store = crate::store::Store::open(&plan.session_db, crate::store::OpenMode::Existing)?;
+    crate::runners::set_mount_ns(&store.conn, plan.runner, ns)?;
+    Ok(())
+}
+
+fn open_path(p: &Path) -> Result<OwnedFd> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("cannot open {}", p.display()))
+}
+
+/// Makes sure `target` exists to mount on. It may be missing only where the private /tmp
+/// now is (a base or allowed path under the host's /tmp); it is made there, a directory or a
+/// file like the source (known by its descriptor: its path may be hidden now).
+fn make_target(target: &Path, source: &OwnedFd) -> Result<()> {
+    if target.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    if !target.starts_with("/tmp") {
+        bail!("{} does not exist", target.display());
+    }
+    let source_is_dir = nix::sys::stat::fstat(source)
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .context("cannot stat a path to mount")?;
+    if source_is_dir {
+        std::fs::create_dir_all(target)
+    } else {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::File::create(target).map(drop)
+    }
+    .with_context(|| format!("cannot make {} to mount on", target.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            session_db: "/h/s.db".into(),
+            runner: 1,
+            parent: 1,
+            overlay: "/h/s.db.run/mnt".into(),
+            base: "/home/me/project".into(),
+            private_tmp: Some("/h/s.db.run/tmp".into()),
+            allow: vec!["/home/me/.cache".into(), "/home/me/project/target".into()],
+            hide: vec!["/h".into()],
+            read_only: true,
+            cwd: "/home/me/project".into(),
+        }
+    }
+
+    #[test]
+    fn parents_are_mounted_before_children() {
+        let targets: Vec<PathBuf> = binds(&plan()).into_iter().map(|b| b.target).collect();
+        let pos = |p: &str| targets.iter().position(|t| t == Path::new(p)).unwrap();
+        assert_eq!(pos("/tmp"), 0);
+        assert!(pos("/home/me/project") < pos("/home/me/project/target"));
+        assert_eq!(targets.len(), 4);
+    }
+}
