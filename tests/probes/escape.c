@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,8 +33,8 @@ static int result(int ok, const char *what) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: escape ptrace PID | reboot | settime | module | handle FILE |"
-                        " netadmin | mount DIR | mknod-open PATH MAJOR MINOR\n");
+        fprintf(stderr, "usage: escape ptrace PID | reboot | settime | nice | handle FILE |"
+                        " netadmin | mount DIR | mknod-open PATH b|c MAJOR MINOR\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -53,12 +54,11 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "settime")) {
         /* No time and no zone: succeeds with CAP_SYS_TIME and changes nothing. */
-        return result(settimeofday(NULL, NULL) == 0, "settime");
+        return result(syscall(SYS_settimeofday, NULL, NULL) == 0, "settime");
     }
-    if (!strcmp(cmd, "module")) {
-        /* A null module: EFAULT or EINVAL past the capability check, EPERM before it. */
-        long r = syscall(SYS_init_module, NULL, 0, "");
-        return result(r == -1 && errno != EPERM, "module");
+    if (!strcmp(cmd, "nice")) {
+        /* Raising its own priority needs CAP_SYS_NICE. */
+        return result(setpriority(PRIO_PROCESS, 0, -1) == 0, "nice");
     }
     if (!strcmp(cmd, "handle") && argc == 3) {
         /* Opening a file by handle (the "shocker" escape) needs CAP_DAC_READ_SEARCH. */
@@ -87,16 +87,17 @@ int main(int argc, char **argv) {
             umount(argv[2]);
         return result(ok, "mount");
     }
-    if (!strcmp(cmd, "mknod-open") && argc == 5) {
-        /* A block device node for a host disk, then a read of it. */
-        dev_t dev = makedev(atoi(argv[3]), atoi(argv[4]));
-        if (mknod(argv[2], S_IFBLK | 0600, dev) != 0 && errno != EEXIST)
+    if (!strcmp(cmd, "mknod-open") && argc == 6) {
+        /* A device node (b or c) for a host device, then a read of it. */
+        dev_t dev = makedev(atoi(argv[4]), atoi(argv[5]));
+        mode_t type = argv[3][0] == 'b' ? S_IFBLK : S_IFCHR;
+        if (mknod(argv[2], type | 0600, dev) != 0 && errno != EEXIST)
             return result(0, "mknod-open");
         int fd = open(argv[2], O_RDONLY);
         int ok = fd >= 0;
         if (ok) {
             char b[512];
-            ok = read(fd, b, sizeof(b)) == (ssize_t)sizeof(b);
+            ok = read(fd, b, sizeof(b)) >= 0;
         }
         unlink(argv[2]);
         return result(ok, "mknod-open");
