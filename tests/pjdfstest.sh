@@ -5,6 +5,9 @@
 #
 #   sh tests/pjdfstest.sh            a plain session   (keys passed / failed)
 #   sh tests/pjdfstest.sh overlay    a session over a base directory (overlay_passed / ...)
+#   sh tests/pjdfstest.sh run        inside `agentfs run` as root, on the copy-on-write view
+#                                    of a base directory (run_passed / ...): the sandbox's
+#                                    capabilities must be enough for real tools
 #
 # As root; needs /dev/fuse.
 set -eu
@@ -16,8 +19,12 @@ if [ ! -x "$kit/run" ]; then
     exit 2
 fi
 mode="${1:-plain}"
-prefix=""
-[ "$mode" = overlay ] && prefix="overlay_"
+case "$mode" in
+    plain) prefix="" ;;
+    overlay) prefix="overlay_" ;;
+    run) prefix="run_" ;;
+    *) echo "pjdfstest.sh: unknown mode $mode; give plain, overlay or run" >&2; exit 2 ;;
+esac
 floor_passed=$(awk -v k="${prefix}passed" '$1 == k { print $2 }' tests/pjdfstest-floor)
 max_failed=$(awk -v k="${prefix}failed" '$1 == k { print $2 }' tests/pjdfstest-floor)
 bin="$repo/target/release/agentfs"
@@ -27,10 +34,12 @@ export AGENTFS_HOME="$work/home"
 mkdir -p "$work/mnt"
 cleanup() {
     "$bin" umount --lazy "$work/mnt" 2>/dev/null || true
+    # The shared mount of `agentfs run` goes once its last runner has left; do not race it.
+    "$bin" umount --lazy "$AGENTFS_HOME/pjdfstest.db.run/mnt" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-if [ "$mode" = overlay ]; then
+if [ "$mode" != plain ]; then
     # A base with some content, so the merged view has both layers.
     mkdir -p "$work/base/dir"
     echo base > "$work/base/file"
@@ -39,8 +48,15 @@ if [ "$mode" = overlay ]; then
 else
     "$bin" init pjdfstest >/dev/null 2>&1
 fi
-"$bin" mount pjdfstest "$work/mnt"
-PJDFSTEST_JOBS="${PJDFSTEST_JOBS:-2}" "$kit/run" "$work/mnt" > "$work/out" 2>&1 || true
+if [ "$mode" = run ]; then
+    # Built outside first: inside, only the base and /tmp are writable.
+    "$kit/build" >/dev/null
+    (cd "$work/base" && PJDFSTEST_JOBS="${PJDFSTEST_JOBS:-2}" \
+        "$bin" run -q --session pjdfstest -- "$kit/run" "$work/base") > "$work/out" 2>&1 || true
+else
+    "$bin" mount pjdfstest "$work/mnt"
+    PJDFSTEST_JOBS="${PJDFSTEST_JOBS:-2}" "$kit/run" "$work/mnt" > "$work/out" 2>&1 || true
+fi
 tail -n 25 "$work/out"
 summary=$(grep '^pjdfstest: [0-9]* passed, [0-9]* failed' "$work/out" | tail -n 1)
 [ -n "$summary" ] || { echo "pjdfstest.sh: the suite printed no summary" >&2; exit 1; }
