@@ -67,6 +67,8 @@ pub struct AgentFs {
     /// Kernel backing files of open base files, per inode (one while any handle is open)
     /// and per handle (dropped at release).
     backing: Mutex<Backing>,
+    /// Set when the kernel ends the session (DESTROY), before the final clean-up.
+    ending: Arc<std::sync::atomic::AtomicBool>,
     /// Which runner each requesting process works for (named in the journal).
     runners: RunnerResolver,
 }
@@ -84,9 +86,15 @@ impl AgentFs {
             ttl,
             want_passthrough,
             passthrough: false,
+            ending: Arc::default(),
             runners: RunnerResolver::new(),
             backing: Mutex::new(Backing::default()),
         }
+    }
+
+    /// A flag the kernel's DESTROY sets: the session is ending as it should.
+    pub fn ending(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.ending.clone()
     }
 
     /// Makes the changes of this request count as the requesting process's runner's.
@@ -242,6 +250,16 @@ fn reply_sized(reply: ReplyXattr, size: u32, data: &[u8]) {
     }
 }
 
+/// What a session's end does: gives the space of deleted files back and compacts.
+pub fn finish(vfs: &crate::vfs::Vfs) {
+    if let Err(e) = vfs.free_forgotten() {
+        eprintln!("agentfs: could not free deleted files at unmount: {e}");
+    }
+    if let Err(e) = vfs.compact() {
+        eprintln!("agentfs: could not compact the session at unmount: {e}");
+    }
+}
+
 impl Filesystem for AgentFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Each is best effort: an older kernel without a feature still mounts.
@@ -281,13 +299,8 @@ impl Filesystem for AgentFs {
     }
 
     fn destroy(&mut self) {
-        // Unmount: give the space of deleted files back now.
-        if let Err(e) = self.fs.vfs().free_forgotten() {
-            eprintln!("agentfs: could not free deleted files at unmount: {e}");
-        }
-        if let Err(e) = self.fs.vfs().compact() {
-            eprintln!("agentfs: could not compact the session at unmount: {e}");
-        }
+        self.ending.store(true, std::sync::atomic::Ordering::SeqCst);
+        finish(self.fs.vfs());
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {

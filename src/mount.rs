@@ -235,11 +235,9 @@ pub fn serve(
         }
     };
     let overlay = Arc::new(Overlay::new(vfs.clone(), base));
-    let session = match fuser::Session::new(
-        AgentFs::new(overlay.clone(), config.ttl, config.passthrough),
-        &dir,
-        &fuse_config,
-    ) {
+    let agentfs = AgentFs::new(overlay.clone(), config.ttl, config.passthrough);
+    let ending = agentfs.ending();
+    let session = match fuser::Session::new(agentfs, &dir, &fuse_config) {
         Ok(s) => s,
         Err(e) => {
             let e = explain_mount_error(&dir, e);
@@ -273,7 +271,11 @@ pub fn serve(
     };
     let runners_watch = config.runners_lock.clone().map(|lock| {
         let (vfs, stop, unmounter) = (vfs.clone(), stop.clone(), session.unmount_callable());
-        std::thread::spawn(move || serve_while_runners(&vfs, &lock, unmounter, &stop))
+        std::thread::spawn(move || {
+            if serve_while_runners(&vfs, &lock, unmounter, &stop) {
+                end_if_held_elsewhere(&vfs, &ending);
+            }
+        })
     });
     ready(Ok(()));
     let result = session.run();
@@ -306,15 +308,39 @@ fn maintain(vfs: &Vfs, stop: &AtomicBool) {
 /// How often the shared mount of `agentfs run` checks whether any runner is left.
 const RUNNERS_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Unmounts once no runner of the session lives. The last check is made holding the run
-/// lock that runners take to join, so a runner either registered before it (and the mount
-/// stays) or finds the mount gone and starts a new one.
+/// How long after its unmount a shared mount waits for the kernel to end the session.
+const END_GRACE: Duration = Duration::from_secs(2);
+
+/// Ends the daemon of an unmounted shared mount whose session the kernel does not end. A
+/// copy of the mount in another mount namespace keeps the kernel's connection open: a
+/// normal user's sandbox made while this session was mounted holds one it may not detach
+/// (it lies hidden below the sandbox's session store, where nothing can reach it). So do
+/// what the kernel's DESTROY would, and leave; the copy answers "not connected" from then.
+fn end_if_held_elsewhere(vfs: &Vfs, ending: &AtomicBool) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < END_GRACE {
+        if ending.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "agentfs: unmounted, but another mount namespace still holds a copy of the mount; \
+         finishing the session"
+    );
+    crate::fuse::finish(vfs);
+    std::process::exit(0);
+}
+
+/// Unmounts once no runner of the session lives; true if it did. The last check is made
+/// holding the run lock that runners take to join, so a runner either registered before it
+/// (and the mount stays) or finds the mount gone and starts a new one.
 fn serve_while_runners(
     vfs: &Vfs,
     lock: &Path,
     mut unmounter: fuser::SessionUnmounter,
     stop: &AtomicBool,
-) {
+) -> bool {
     let any_live = || -> Result<bool> {
         let store = vfs.store()?;
         runners::close_dead(&store.conn)?;
@@ -331,7 +357,10 @@ fn serve_while_runners(
             }
         }
         let guard = match std::fs::File::open(lock).and_then(|f| f.lock().map(|()| f)) {
-            Ok(f) => f,
+            Ok(f) => Some(f),
+            // The run directory went (the session was removed, or a scratch directory that
+            // held it): no runner can join any more.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => {
                 eprintln!("agentfs: cannot take the run lock {}: {e}", lock.display());
                 continue;
@@ -343,11 +372,12 @@ fn serve_while_runners(
         match unmounter.unmount() {
             Ok(()) => {
                 drop(guard);
-                return;
+                return true;
             }
             Err(e) => eprintln!("agentfs: no runner is left but unmounting failed: {e}"),
         }
     }
+    false
 }
 
 /// How often a mount looks for changes other processes made to its session.

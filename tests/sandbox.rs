@@ -563,4 +563,37 @@ fn a_normal_user_meets_the_same_walls() {
     assert!(!p.top().join(&tag).exists());
     assert_eq!(common::tree_snapshot(&p.proj()), before);
     p.wait_unmounted();
+
+    // A normal user's sandbox holds copies of the mounts that existed when it was made (it
+    // may not detach them): another session's daemon still ends when its last runner does.
+    let as_nobody = |session: &str, script: &str| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(common::BIN)
+            .args(["run", "-q", "--session", session, "--", "sh", "-c", script])
+            .current_dir(p.proj())
+            .env("AGENTFS_HOME", p.store())
+            .env("HOME", p.home());
+        cmd
+    };
+    // (Their mounts are the user's alone: root learns of the runners through their /tmp.)
+    let first = Reap::new(
+        as_nobody("s", "echo > /tmp/ready; while [ ! -e /tmp/go ]; do sleep 0.05; done")
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the first runner", || p.store().join("s.db.run/tmp/ready").exists());
+    let daemon = daemon_of(&p.run_mount());
+    let second = Reap::new(
+        as_nobody("b", "echo > /tmp/ready; exec sleep 600")
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the second runner", || p.store().join("b.db.run/tmp/ready").exists());
+    fs::write(p.store().join("s.db.run/tmp/go"), "").unwrap();
+    assert!(first.output().status.success());
+    wait_for("the first session's daemon to end", || {
+        agentfs::runners::process_start(daemon).is_none()
+    });
+    drop(second);
 }

@@ -103,13 +103,25 @@ impl Project {
 }
 
 impl Drop for Project {
+    /// Every session's shared mount goes before the directories do (a daemon whose run
+    /// directory is removed under it would have nothing to unmount into).
     fn drop(&mut self) {
-        let mnt = self.run_mount();
-        let start = Instant::now();
-        while agentfs::mount::fuse_mount_at(&mnt).is_some() && start.elapsed().as_secs() < 10 {
-            std::thread::sleep(Duration::from_millis(50));
+        let mut mounts = vec![self.run_mount()];
+        if let Ok(entries) = fs::read_dir(self.store()) {
+            for e in entries.flatten() {
+                let mnt = e.path().join("mnt");
+                if e.file_name().to_string_lossy().ends_with(".db.run") && !mounts.contains(&mnt) {
+                    mounts.push(mnt);
+                }
+            }
         }
-        drop(super::Unmount(mnt));
+        let start = Instant::now();
+        for mnt in mounts {
+            while agentfs::mount::fuse_mount_at(&mnt).is_some() && start.elapsed().as_secs() < 10 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(super::Unmount(mnt));
+        }
     }
 }
 
