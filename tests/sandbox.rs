@@ -431,6 +431,15 @@ fn cwd_root_and_allows_that_open_the_host_are_refused() {
         fs::read_dir(p.store()).map(|d| d.count()).unwrap_or(0) == 0,
         "a session was made for a refused run"
     );
+    // A session database inside the base directory (outside the hidden store) is refused.
+    let inside = p.proj().join("inside.db");
+    p.agentfs(&["init", inside.to_str().unwrap(), "--base", p.proj().to_str().unwrap()]);
+    let out = p.run(&["-q", "--session", inside.to_str().unwrap(), "--", "echo", "ran"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("lies inside the base directory"), "{err}");
+    assert!(out.stdout.is_empty());
+    fs::remove_file(&inside).unwrap();
     let top = p.top().to_str().unwrap().to_string();
     let proj = p.proj().to_str().unwrap().to_string();
     let store = p.store().to_str().unwrap().to_string();

@@ -168,15 +168,17 @@ fn prepare_run_dir(run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The directories that hold session databases: `$AGENTFS_HOME` and the directory of the
-/// session's own database (a session given by path may live elsewhere). The sandbox hides
-/// them and no allowed path may reach them.
+/// `$AGENTFS_HOME`, absolute: the store of session databases, which the sandbox hides.
+fn home_store() -> Option<PathBuf> {
+    let home = std::path::absolute(session::home().ok()?).ok()?;
+    Some(std::fs::canonicalize(&home).unwrap_or(home))
+}
+
+/// The directories no allowed path may reach: `$AGENTFS_HOME` and the directory of the
+/// session's own database (a session given by path may live elsewhere).
 fn stores(db: &Path) -> Vec<PathBuf> {
     let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut out = Vec::new();
-    if let Some(home) = session::home().ok().and_then(|h| std::path::absolute(h).ok()) {
-        out.push(canonical(&home));
-    }
+    let mut out: Vec<PathBuf> = home_store().into_iter().collect();
     if let Some(dir) = std::path::absolute(db).ok().and_then(|p| p.parent().map(canonical))
         && !out.iter().any(|s| dir.starts_with(s))
     {
@@ -214,13 +216,22 @@ fn writable_paths(opts: &RunOptions, base: &Path, stores: &[PathBuf]) -> Result<
     Ok(allow)
 }
 
-/// Refuses a base directory no sandbox can be made over (`/`, a system tree, a store).
-fn check_sandbox_base(opts: &RunOptions, base: &Path, stores: &[PathBuf]) -> Result<()> {
-    if !opts.exec {
-        for store in stores {
-            policy::check_base(base, store)?;
-        }
+/// Refuses a base directory no sandbox can be made over (`/`, a system tree, inside the
+/// store), or one that holds the session's database outside the store.
+fn check_sandbox_base(opts: &RunOptions, base: &Path, db: &Path) -> Result<()> {
+    if opts.exec {
+        return Ok(());
     }
+    let Some(home) = home_store() else {
+        return Ok(());
+    };
+    policy::check_base(base, &home)?;
+    let db = std::path::absolute(db)?;
+    let db = db
+        .parent()
+        .and_then(|d| std::fs::canonicalize(d).ok())
+        .map_or(db.clone(), |d| d.join(db.file_name().unwrap_or_default()));
+    policy::check_database(&db, base, &home)?;
     Ok(())
 }
 
@@ -239,7 +250,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         false => Some(cwd.clone()),
     };
     if let Some(base) = &known_base {
-        check_sandbox_base(opts, base, &stores)?;
+        check_sandbox_base(opts, base, &r.path)?;
         writable_paths(opts, base, &stores)?;
     }
     let command = if opts.command.is_empty() {
@@ -266,7 +277,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
             base.display()
         );
     }
-    check_sandbox_base(opts, &base, &stores)?;
+    check_sandbox_base(opts, &base, &db)?;
     let allow = writable_paths(opts, &base, &stores)?;
     let run_dir = session::run_dir(&db);
     prepare_run_dir(&run_dir)?;
@@ -294,7 +305,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         base,
         private_tmp: (!opts.exec).then(|| run_dir.join("tmp")),
         allow,
-        hide: stores,
+        hide: home_store().into_iter().collect(),
         read_only: !opts.exec,
         cwd,
     };

@@ -28,6 +28,12 @@ pub enum Refused {
     )]
     BaseInStore { base: PathBuf, home: PathBuf },
     #[error(
+        "the session database {db} lies inside the base directory {base}: the session would \
+         show its own database to the command; keep session databases outside the project \
+         (in $AGENTFS_HOME, the default)"
+    )]
+    DatabaseInBase { db: PathBuf, base: PathBuf },
+    #[error(
         "--allow {allow} is refused: it would make the base directory {base} writable directly, \
          so the command's changes would skip the session and land on the host; allow a \
          directory inside it instead, or none"
@@ -61,6 +67,18 @@ pub fn check_base(base: &Path, store: &Path) -> Result<(), Refused> {
         return Err(Refused::BaseInStore {
             base: base.to_path_buf(),
             home: store.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks where the session database is: inside the base directory only if it is inside
+/// the store `home`, which the sandbox hides.
+pub fn check_database(db: &Path, base: &Path, home: &Path) -> Result<(), Refused> {
+    if db.starts_with(base) && !db.starts_with(home) {
+        return Err(Refused::DatabaseInBase {
+            db: db.to_path_buf(),
+            base: base.to_path_buf(),
         });
     }
     Ok(())
@@ -122,6 +140,17 @@ mod tests {
         // A base that holds the store is fine: the sandbox hides the store.
         assert_eq!(check_base(&p("/home/me"), &store), Ok(()));
         assert_eq!(check_base(&p("/home/me/project"), &store), Ok(()));
+    }
+
+    #[test]
+    fn a_database_inside_the_base_must_be_in_the_hidden_store() {
+        let (base, home) = (p("/home/me"), p("/home/me/.agentfs"));
+        assert_eq!(check_database(&p("/home/me/.agentfs/s.db"), &base, &home), Ok(()));
+        assert_eq!(check_database(&p("/var/tmp/s.db"), &base, &home), Ok(()));
+        assert!(matches!(
+            check_database(&p("/home/me/project/s.db"), &base, &home),
+            Err(Refused::DatabaseInBase { .. })
+        ));
     }
 
     #[test]
