@@ -51,6 +51,8 @@ created; without --session a new session with a random id is made. Everything ou
 base is read-only except /tmp (private to the session, shared by its runners) and the \
 allowed paths: by default those of ~/.claude, ~/.claude.json, ~/.codex, ~/.gemini, ~/.amp, \
 ~/.local, ~/.npm and ~/.cache that exist.
+Secrets are hidden: ~/.ssh, ~/.aws, ~/.gnupg, ~/.netrc, ~/.git-credentials, ~/.config/gh, ~/.docker/config.json, ~/.kube, the session databases, and what --deny names. With --hide-home nothing under $HOME shows but the base, the writable paths and --read paths.
+The command sees only its own processes and keeps Docker's default capabilities; see SECURITY.md for what the sandbox promises and what it does not.
 Another terminal joins the same live session with the same --session id; all runners share \
 one mount, which lives while any of them runs.
 Exit status: the command's; 128+N if a signal N killed it; 125 if the sandbox could not be \
@@ -59,7 +61,9 @@ set up, 126 if the command cannot run, 127 if it is not found.
 Examples:
   agentfs run --session fix-tests claude
   agentfs run --session fix-tests bash          (join it from another terminal)
-  agentfs run --allow ~/.config/gh -- make test"
+  agentfs run --allow ~/.config/git -- make test
+  agentfs run --deny ~/work/other-client -- claude
+  agentfs run --hide-home --read ~/.cargo --read ~/.rustup -- cargo build"
     )]
     Run {
         /// Session id to create or join (a random one if left out).
@@ -71,6 +75,19 @@ Examples:
         /// Do not make the agent directories under $HOME writable.
         #[arg(long)]
         no_default_allows: bool,
+        /// Also hide PATH (a directory shows empty, a file reads as empty); wins over
+        /// --allow and --read. Repeatable. ~/.ssh, ~/.aws, ~/.gnupg, ~/.netrc,
+        /// ~/.git-credentials, ~/.config/gh, ~/.docker/config.json and ~/.kube are hidden
+        /// always.
+        #[arg(long, value_name = "PATH")]
+        deny: Vec<PathBuf>,
+        /// Show nothing under $HOME but the base directory, the writable paths and the
+        /// --read paths (toolchains need theirs: see README).
+        #[arg(long)]
+        hide_home: bool,
+        /// With --hide-home: also show PATH, read-only. Repeatable.
+        #[arg(long, value_name = "PATH")]
+        read: Vec<PathBuf>,
         /// Do not print the welcome banner.
         #[arg(long, short)]
         quiet: bool,
@@ -404,12 +421,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             session,
             allow,
             no_default_allows,
+            deny,
+            hide_home,
+            read,
             quiet,
             command,
         } => run_command(&agentfs::run::RunOptions {
             session,
             allow,
             default_allows: !no_default_allows,
+            deny,
+            read,
+            hide_home,
             quiet,
             command,
             exec: false,
@@ -418,6 +441,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             session: Some(session),
             allow: Vec::new(),
             default_allows: false,
+            deny: Vec::new(),
+            read: Vec::new(),
+            hide_home: false,
             quiet: true,
             command,
             exec: true,

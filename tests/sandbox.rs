@@ -514,7 +514,8 @@ fn a_normal_user_meets_the_same_walls() {
     let _restore = FuseMode(mode);
     fs::set_permissions("/dev/fuse", fs::Permissions::from_mode(0o666)).unwrap();
     let p = Project::new();
-    for entry in ["", "proj", "proj/src", "home", "home/.claude"] {
+    plant_home(&p);
+    for entry in ["", "proj", "proj/src", "home", "home/.claude", "home/.agentfs"] {
         std::os::unix::fs::chown(p.top().join(entry), Some(65534), Some(65534)).unwrap();
     }
     for f in ["README", "src/main.rs", "doomed.txt", "bin.dat"] {
@@ -540,7 +541,8 @@ fn a_normal_user_meets_the_same_walls() {
              touch /dev/{tag} && echo dev-written
              ls -A $AGENTFS_HOME | wc -l | sed 's/^/store-entries=/'
              echo new > created.txt && echo created: ok
-             touch {top}/{tag} 2>/dev/null && echo outside: ALLOWED || echo outside: denied",
+             touch {top}/{tag} 2>/dev/null && echo outside: ALLOWED || echo outside: denied
+             {SECRET_PROBES}",
             probe = escape().display(),
             top = p.top().display()
         ))
@@ -555,7 +557,10 @@ fn a_normal_user_meets_the_same_walls() {
         .parse()
         .unwrap();
     assert!(n <= 6, "{n} processes visible:\n{stdout}");
-    for probe in ["ptrace", "mknod-open", "mount", "hostname", "outside"] {
+    for probe in [
+        "ptrace", "mknod-open", "mount", "hostname", "outside", "key", "netrc", "gh",
+        "other-session",
+    ] {
         assert_denied(&stdout, probe);
     }
     assert!(stdout.contains("CapEff:\t0000000000000000\n"), "{stdout}");
@@ -605,4 +610,118 @@ fn a_normal_user_meets_the_same_walls() {
         agentfs::runners::process_start(daemon).is_none()
     });
     drop(second);
+}
+
+/// Plants secrets and tool directories in the project's $HOME: a key, a token file, a
+/// gh config, a toolchain, an unrelated directory, and another session.
+fn plant_home(p: &Project) {
+    let home = p.home();
+    fs::create_dir_all(home.join(".ssh")).unwrap();
+    fs::write(home.join(".ssh/id_rsa"), "-----BEGIN TEST KEY-----\n").unwrap();
+    fs::write(home.join(".netrc"), "machine example.com password hunter2\n").unwrap();
+    fs::create_dir_all(home.join(".config/gh")).unwrap();
+    fs::write(home.join(".config/gh/hosts.yml"), "oauth_token: gho_test\n").unwrap();
+    fs::create_dir_all(home.join(".cargo/bin")).unwrap();
+    fs::write(home.join(".cargo/bin/tool"), "toolchain\n").unwrap();
+    fs::create_dir_all(home.join("other-project")).unwrap();
+    fs::write(home.join("other-project/notes"), "private\n").unwrap();
+    p.agentfs(&["init", "other", "--base", p.proj().to_str().unwrap()]);
+}
+
+const SECRET_PROBES: &str = "
+    cat ~/.ssh/id_rsa 2>/dev/null && echo key: ALLOWED || echo key: denied
+    grep -q hunter2 ~/.netrc 2>/dev/null && echo netrc: ALLOWED || echo netrc: denied
+    cat ~/.config/gh/hosts.yml 2>/dev/null && echo gh: ALLOWED || echo gh: denied
+    cat $AGENTFS_HOME/other.db >/dev/null 2>&1 && echo other-session: ALLOWED || echo other-session: denied";
+
+#[test]
+fn secrets_are_hidden_and_a_deny_wins_over_an_allow() {
+    let p = Project::new();
+    plant_home(&p);
+    let extra = p.top().join("extra");
+    fs::create_dir(&extra).unwrap();
+    fs::write(extra.join("inside"), "x\n").unwrap();
+    let out = p.run(&[
+        "--session",
+        "s",
+        "--allow",
+        extra.to_str().unwrap(),
+        "--deny",
+        extra.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "{SECRET_PROBES}
+             ls -A {extra} | wc -l | sed 's/^/extra-entries=/'
+             touch {extra}/new 2>/dev/null && echo extra-write: ALLOWED || echo extra-write: denied
+             cat ~/.cargo/bin/tool",
+            extra = extra.display()
+        ),
+    ]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    for probe in ["key", "netrc", "gh", "other-session", "extra-write"] {
+        assert_denied(&stdout, probe);
+    }
+    assert!(stdout.contains("extra-entries=0\n"), "{stdout}");
+    // The rest of $HOME stays readable: toolchains need no flags.
+    assert!(stdout.contains("toolchain\n"), "{stdout}");
+    // The banner says what is hidden, and the denied path is not listed as writable.
+    let home = p.home();
+    for hidden in [home.join(".ssh"), home.join(".netrc"), home.join(".config/gh"), extra.clone()] {
+        assert!(stderr.contains(&format!("  - {}\n", hidden.display())), "{stderr}");
+    }
+    let writable = stderr.split("hidden:").next().unwrap();
+    assert!(!writable.contains(extra.to_str().unwrap()), "{stderr}");
+    assert!(!extra.join("new").exists());
+    // A --deny that names nothing, or the base directory, is refused.
+    let out = p.run(&["-q", "--session", "s", "--deny", "/no/such/path", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--deny /no/such/path"), "{}", text(&out.stderr));
+    let out = p.run(&["-q", "--session", "s", "--deny", p.top().to_str().unwrap(), "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("would hide the base directory"), "{}", text(&out.stderr));
+    p.wait_unmounted();
+}
+
+#[test]
+fn hide_home_shows_only_what_is_kept() {
+    let p = Project::new();
+    plant_home(&p);
+    let cargo = p.home().join(".cargo");
+    let out = p.run(&[
+        "-q",
+        "--session",
+        "s",
+        "--hide-home",
+        "--read",
+        cargo.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "{SECRET_PROBES}
+             echo home=$(ls -A ~ | tr '\\n' ' ')
+             cat ~/.cargo/bin/tool
+             touch ~/.cargo/new 2>/dev/null && echo read-write: ALLOWED || echo read-write: denied
+             cat ~/other-project/notes 2>/dev/null && echo other-project: ALLOWED || echo other-project: denied
+             echo kept > ~/.claude/settings && echo claude: ok
+             echo work > in-base && echo base: ok"
+        ),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for probe in ["key", "netrc", "gh", "other-session", "read-write", "other-project"] {
+        assert_denied(&stdout, probe);
+    }
+    // Only the default allow (~/.claude) and the --read path are there.
+    assert!(stdout.contains("home=.cargo .claude\n"), "{stdout}");
+    assert!(stdout.contains("toolchain\n"), "{stdout}");
+    assert!(stdout.contains("claude: ok") && stdout.contains("base: ok"), "{stdout}");
+    assert_eq!(fs::read_to_string(p.home().join(".claude/settings")).unwrap(), "kept\n");
+    assert!(!cargo.join("new").exists());
+    assert_eq!(p.agentfs(&["fs", "s", "cat", "/in-base"]), "work\n");
+    p.wait_unmounted();
 }

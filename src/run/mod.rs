@@ -27,6 +27,19 @@ pub const DEFAULT_ALLOWS: &[&str] = &[
     ".cache",
 ];
 
+/// Secrets under $HOME hidden by default, when they exist: keys, cloud and registry
+/// credentials, tokens. Absent inside (an empty directory, a file that reads as empty).
+pub const DEFAULT_DENIES: &[&str] = &[
+    ".ssh",
+    ".aws",
+    ".gnupg",
+    ".netrc",
+    ".git-credentials",
+    ".config/gh",
+    ".docker/config.json",
+    ".kube",
+];
+
 /// What to run, and how.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -36,6 +49,12 @@ pub struct RunOptions {
     pub allow: Vec<PathBuf>,
     /// Whether the [`DEFAULT_ALLOWS`] that exist are writable too.
     pub default_allows: bool,
+    /// Extra paths to hide (they win over `allow` and `read`).
+    pub deny: Vec<PathBuf>,
+    /// Paths shown read-only where they would be hidden (with `hide_home`).
+    pub read: Vec<PathBuf>,
+    /// Show nothing under $HOME but the base directory, the allowed and the `read` paths.
+    pub hide_home: bool,
     /// No banner.
     pub quiet: bool,
     /// The command; the user's shell if empty.
@@ -53,8 +72,29 @@ pub fn default_allows(home: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The default denies that exist under `home`, as the paths they resolve to.
+pub fn default_denies(home: &Path) -> Vec<PathBuf> {
+    DEFAULT_DENIES
+        .iter()
+        .filter_map(|name| std::fs::canonicalize(home.join(name)).ok())
+        .collect()
+}
+
+/// What a sandbox shows of the host besides the base directory and /tmp.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Writable directly.
+    pub allow: Vec<PathBuf>,
+    /// Read-only where they would be hidden.
+    pub read: Vec<PathBuf>,
+    /// Hidden.
+    pub deny: Vec<PathBuf>,
+    /// $HOME, if nothing under it is shown but the above and the base directory.
+    pub hidden_home: Option<PathBuf>,
+}
+
 /// What the runner tells the user on start (on stderr, so the command's stdout stays clean).
-pub fn banner(id: &str, joining: bool, base: &Path, allow: &[PathBuf]) -> String {
+pub fn banner(id: &str, joining: bool, base: &Path, layout: &Layout) -> String {
     let mut s = String::new();
     if joining {
         s.push_str(&format!("Joining existing session: {id}\n"));
@@ -63,10 +103,28 @@ pub fn banner(id: &str, joining: bool, base: &Path, allow: &[PathBuf]) -> String
     }
     s.push_str("\nThe following directories are writable:\n\n");
     s.push_str(&format!("  - {} (copy-on-write)\n", base.display()));
-    for a in allow {
+    for a in &layout.allow {
         s.push_str(&format!("  - {}\n", a.display()));
     }
     s.push_str("  - /tmp (private to this session)\n");
+    if !layout.deny.is_empty() || layout.hidden_home.is_some() {
+        s.push_str("\nThe following are hidden:\n\n");
+        for d in &layout.deny {
+            s.push_str(&format!("  - {}\n", d.display()));
+        }
+        if let Some(home) = &layout.hidden_home {
+            s.push_str(&format!(
+                "  - everything else under {} (--hide-home)\n",
+                home.display()
+            ));
+        }
+    }
+    if layout.hidden_home.is_some() && !layout.read.is_empty() {
+        s.push_str("\nThe following are visible, read-only:\n\n");
+        for r in &layout.read {
+            s.push_str(&format!("  - {}\n", r.display()));
+        }
+    }
     s.push_str("\nEverything else is read-only.\n");
     s.push_str("\nTo join this session from another terminal:\n\n");
     s.push_str(&format!("  agentfs run --session {id} <command>\n"));
@@ -98,21 +156,6 @@ fn open_or_create(r: &SessionRef, opts: &RunOptions, cwd: &Path) -> Result<bool>
         }
         Err(e) => Err(e),
     }
-}
-
-/// Paths given with --allow, made absolute; each must exist.
-fn checked_allows(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    paths
-        .iter()
-        .map(|p| {
-            std::fs::canonicalize(p).map_err(|e| {
-                anyhow!(
-                    "--allow {}: {e}; give a file or directory that exists",
-                    p.display()
-                )
-            })
-        })
-        .collect()
 }
 
 /// Makes sure the session's shared mount is up (starting its daemon, or replacing a dead
@@ -187,12 +230,47 @@ fn stores(db: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The paths a sandbox over `base` keeps writable besides the overlay and /tmp: the default
-/// allows that pass the rules, then the `--allow` paths, each of which must.
-fn writable_paths(opts: &RunOptions, base: &Path, stores: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// Paths given on the command line (`--allow`, `--deny`, `--read`), made absolute; each
+/// must exist.
+fn existing_paths(flag: &str, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::canonicalize(p).map_err(|e| {
+                anyhow!(
+                    "{flag} {}: {e}; give a file or directory that exists",
+                    p.display()
+                )
+            })
+        })
+        .collect()
+}
+
+/// What a sandbox over `base` shows: the default allows and denies that pass the rules, then
+/// the paths given, each of which must; a denied path wins over an allowed or readable one.
+fn layout(opts: &RunOptions, base: &Path, stores: &[PathBuf]) -> Result<Layout> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .and_then(|h| std::fs::canonicalize(h).ok());
+    let mut deny: Vec<PathBuf> = Vec::new();
+    if !opts.exec {
+        if let Some(home) = &home {
+            deny = default_denies(home)
+                .into_iter()
+                .filter(|d| policy::check_deny(d, base).is_ok())
+                .collect();
+        }
+        for d in existing_paths("--deny", &opts.deny)? {
+            policy::check_deny(&d, base)?;
+            if !deny.contains(&d) {
+                deny.push(d);
+            }
+        }
+    }
     let mut allow = if opts.default_allows && !opts.exec {
-        let defaults = std::env::var_os("HOME")
-            .map(|h| default_allows(Path::new(&h)))
+        let defaults = home
+            .as_deref()
+            .map(default_allows)
             .unwrap_or_default()
             .into_iter()
             .filter_map(|p| std::fs::canonicalize(p).ok())
@@ -203,7 +281,7 @@ fn writable_paths(opts: &RunOptions, base: &Path, stores: &[PathBuf]) -> Result<
     } else {
         Vec::new()
     };
-    for a in checked_allows(&opts.allow)? {
+    for a in existing_paths("--allow", &opts.allow)? {
         if !opts.exec {
             for store in stores {
                 policy::check_allow(&a, base, store)?;
@@ -213,7 +291,33 @@ fn writable_paths(opts: &RunOptions, base: &Path, stores: &[PathBuf]) -> Result<
             allow.push(a);
         }
     }
-    Ok(allow)
+    allow.retain(|a| !policy::is_denied(a, &deny));
+    let mut read = Vec::new();
+    for r in existing_paths("--read", &opts.read)? {
+        for store in stores {
+            if r.starts_with(store) || store.starts_with(&r) {
+                return Err(policy::Refused::ReadsStore {
+                    read: r,
+                    home: store.clone(),
+                }
+                .into());
+            }
+        }
+        if !policy::is_denied(&r, &deny) && !read.contains(&r) && !allow.contains(&r) {
+            read.push(r);
+        }
+    }
+    let hidden_home = match (opts.hide_home && !opts.exec, home) {
+        (true, Some(home)) if home != base => Some(home),
+        (true, None) => bail!("--hide-home needs $HOME to name the home directory"),
+        _ => None,
+    };
+    Ok(Layout {
+        allow,
+        read,
+        deny,
+        hidden_home,
+    })
 }
 
 /// Refuses a base directory no sandbox can be made over (`/`, a system tree, inside the
@@ -251,7 +355,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     };
     if let Some(base) = &known_base {
         check_sandbox_base(opts, base, &r.path)?;
-        writable_paths(opts, base, &stores)?;
+        layout(opts, base, &stores)?;
     }
     let command = if opts.command.is_empty() {
         vec![std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into())]
@@ -278,7 +382,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         );
     }
     check_sandbox_base(opts, &base, &db)?;
-    let allow = writable_paths(opts, &base, &stores)?;
+    let layout = layout(opts, &base, &stores)?;
     let run_dir = session::run_dir(&db);
     prepare_run_dir(&run_dir)?;
     let lock_path = run_dir.join("lock");
@@ -294,7 +398,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     drop(lock);
 
     if !opts.quiet && !opts.exec {
-        let text = banner(&r.id, existed, &base, &allow);
+        let text = banner(&r.id, existed, &base, &layout);
         let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
     let plan = sandbox::Plan {
@@ -304,7 +408,10 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         overlay,
         base,
         private_tmp: (!opts.exec).then(|| run_dir.join("tmp")),
-        allow,
+        allow: layout.allow,
+        read: layout.read,
+        deny: layout.deny,
+        hidden_home: layout.hidden_home,
         hide: home_store().into_iter().collect(),
         read_only: !opts.exec,
         cwd,

@@ -1,6 +1,7 @@
-//! What a sandbox may make writable: the rules that keep `--allow` and the base directory
-//! from opening the host, the session databases or the sandbox's own machinery to the
-//! command. Pure functions over absolute paths, so every rule is tested without a kernel.
+//! What a sandbox may make writable or hide: the rules that keep `--allow`, `--deny` and the
+//! base directory from opening the host, the session databases or the sandbox's own
+//! machinery to the command. Pure functions over absolute paths, so every rule is tested
+//! without a kernel.
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,20 @@ pub enum Refused {
          /sys read-only"
     )]
     AllowsSystem(PathBuf),
+    #[error(
+        "--read {read} is refused: the session databases in {home} ($AGENTFS_HOME) stay hidden"
+    )]
+    ReadsStore { read: PathBuf, home: PathBuf },
+    #[error(
+        "--deny {deny} is refused: it would hide the base directory {base}, leaving the command \
+         nothing to work on; deny a path inside it instead"
+    )]
+    DeniesBase { deny: PathBuf, base: PathBuf },
+    #[error(
+        "--deny {0} is refused: the sandbox gives the command its own /proc and /dev and keeps \
+         /sys read-only; nothing there needs hiding"
+    )]
+    DeniesSystem(PathBuf),
 }
 
 fn in_system_tree(p: &Path) -> bool {
@@ -103,6 +118,27 @@ pub fn check_allow(allow: &Path, base: &Path, store: &Path) -> Result<(), Refuse
         });
     }
     Ok(())
+}
+
+/// Checks one path to hide (`--deny`): anything but the base directory, one above it, or a
+/// system tree.
+pub fn check_deny(deny: &Path, base: &Path) -> Result<(), Refused> {
+    if in_system_tree(deny) {
+        return Err(Refused::DeniesSystem(deny.to_path_buf()));
+    }
+    if base.starts_with(deny) {
+        return Err(Refused::DeniesBase {
+            deny: deny.to_path_buf(),
+            base: base.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `path` is hidden by one of `denies` (at or below it): a denied path wins over
+/// an allowed or readable one.
+pub fn is_denied(path: &Path, denies: &[PathBuf]) -> bool {
+    denies.iter().any(|d| path.starts_with(d))
 }
 
 /// The default allows that pass [`check_allow`]: one that breaks a rule (a `~/.local` that
@@ -191,6 +227,28 @@ mod tests {
             check_allow(&p("/home/me/projectile"), &base, &store),
             Ok(())
         );
+    }
+
+    #[test]
+    fn denies_may_not_hide_the_base_and_win_over_allows() {
+        let base = p("/home/me/project");
+        assert_eq!(check_deny(&p("/home/me/.ssh"), &base), Ok(()));
+        assert_eq!(check_deny(&p("/home/me/project/secrets"), &base), Ok(()));
+        for bad in ["/", "/home", "/home/me/project"] {
+            assert!(
+                matches!(check_deny(&p(bad), &base), Err(Refused::DeniesBase { .. })),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            check_deny(&p("/proc/self"), &base),
+            Err(Refused::DeniesSystem(_))
+        ));
+        let denies = vec![p("/home/me/.config/gh"), p("/home/me/.ssh")];
+        assert!(is_denied(&p("/home/me/.ssh"), &denies));
+        assert!(is_denied(&p("/home/me/.config/gh/hosts.yml"), &denies));
+        assert!(!is_denied(&p("/home/me/.config"), &denies));
+        assert!(!is_denied(&p("/home/me/.sshrc"), &denies));
     }
 
     #[test]

@@ -52,6 +52,12 @@ pub struct Plan {
     pub private_tmp: Option<PathBuf>,
     /// Paths that stay writable as they are (not copy-on-write).
     pub allow: Vec<PathBuf>,
+    /// Paths shown read-only (where they would be hidden, under a hidden home).
+    pub read: Vec<PathBuf>,
+    /// Paths hidden: a directory shows empty, a file reads as empty.
+    pub deny: Vec<PathBuf>,
+    /// $HOME shown empty but for the base directory and the paths above.
+    pub hidden_home: Option<PathBuf>,
     /// Directories shown empty inside: the session stores.
     pub hide: Vec<PathBuf>,
     /// The sandbox (`agentfs run`), or only the session's view (`agentfs exec`).
@@ -66,6 +72,8 @@ pub struct Plan {
 pub struct Bind {
     pub source: PathBuf,
     pub target: PathBuf,
+    /// Left writable (else made read-only with the rest).
+    pub writable: bool,
 }
 
 /// The bind mounts of `plan`, parents before children, so a writable path inside the base
@@ -76,17 +84,22 @@ pub fn binds(plan: &Plan) -> Vec<Bind> {
         binds.push(Bind {
             source: tmp.clone(),
             target: PathBuf::from("/tmp"),
+            writable: true,
         });
     }
     binds.push(Bind {
         source: plan.overlay.clone(),
         target: plan.base.clone(),
+        writable: true,
     });
-    for a in &plan.allow {
-        binds.push(Bind {
-            source: a.clone(),
-            target: a.clone(),
-        });
+    for (paths, writable) in [(&plan.allow, true), (&plan.read, false)] {
+        for p in paths {
+            binds.push(Bind {
+                source: p.clone(),
+                target: p.clone(),
+                writable,
+            });
+        }
     }
     // Stable: among equal depths the order above holds.
     binds.sort_by_key(|b| b.target.components().count());
@@ -166,7 +179,9 @@ fn view(plan: &Plan, argv: &[OsString]) -> Result<u8> {
     )
     .context("cannot make the mount namespace private")?;
     record_namespace(plan)?;
-    show_binds(&binds(plan))?;
+    let binds = binds(plan);
+    let sources = open_sources(&binds)?;
+    show_binds(&binds, &sources, &[])?;
     // The command must not outlive a runner killed with SIGKILL (nor hold its mount).
     // SAFETY: plain prctl call.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
@@ -277,14 +292,39 @@ fn build(plan: &Plan, user_ns: bool) -> Result<()> {
     )
     .context("cannot make the mount namespace private")?;
     let binds = binds(plan);
-    show_binds(&binds)?;
-    let writable: Vec<PathBuf> = binds.iter().map(|b| b.target.clone()).collect();
+    let sources = open_sources(&binds)?;
+    // Other sessions' mounts go (a copy here would keep their daemons serving after the
+    // host unmounted them). A user namespace may not detach the mounts it was given (they
+    // are locked); there the copies stay hidden below the store, and their daemons end
+    // by themselves.
     if !user_ns {
-        // A user namespace may not detach the mounts it was given (they are locked); its
-        // copies of the stores' mounts are hidden below the stores instead.
-        for point in mounts::foreign_sessions(&mounts::read_mountinfo()?, &writable) {
+        let keep = [plan.overlay.clone()];
+        for point in mounts::foreign_sessions(&mounts::read_mountinfo()?, &keep) {
             mounts::detach(&point)?;
         }
+    }
+    let mut scratch = vec![PathBuf::from("/tmp")];
+    if let Some(home) = &plan.hidden_home {
+        hide_home(home)?;
+        scratch.push(home.clone());
+    }
+    show_binds(&binds, &sources, &scratch)?;
+    if !user_ns {
+        // This session's own mount, now shown at the base directory, goes from where the
+        // host has it (reached through its descriptor: a hidden home may cover its path).
+        if let Some(i) = binds.iter().position(|b| b.source == plan.overlay) {
+            mounts::detach(Path::new(&format!("/proc/self/fd/{}", sources[i].as_raw_fd())))?;
+        }
+    }
+    drop(sources);
+    let writable: Vec<PathBuf> = binds
+        .iter()
+        .filter(|b| b.writable)
+        .map(|b| b.target.clone())
+        .collect();
+    // Before /dev is replaced: a hidden file is shown as the host's /dev/null.
+    for path in &plan.deny {
+        conceal(path)?;
     }
     devices::set_up(user_ns)?;
     procfs::set_up()?;
@@ -293,21 +333,24 @@ fn build(plan: &Plan, user_ns: bool) -> Result<()> {
     }
     let mut own = vec![PathBuf::from("/proc"), PathBuf::from("/dev")];
     own.extend(plan.hide.iter().cloned());
+    own.extend(plan.deny.iter().cloned());
     for remount in mounts::hardening(&mounts::read_mountinfo()?, &writable, &own) {
         mounts::apply(&remount)?;
     }
     Ok(())
 }
 
-/// Makes the bind mounts, each source opened before any mount is made (a later mount, the
-/// private /tmp, may hide one).
-fn show_binds(binds: &[Bind]) -> Result<()> {
-    let sources: Vec<OwnedFd> = binds
-        .iter()
-        .map(|b| open_path(&b.source))
-        .collect::<Result<_>>()?;
-    for (bind, fd) in binds.iter().zip(&sources) {
-        make_target(&bind.target, fd)?;
+/// Opens the source of every bind before any mount is made (a later mount, the private
+/// /tmp or a hidden home, may hide one).
+fn open_sources(binds: &[Bind]) -> Result<Vec<OwnedFd>> {
+    binds.iter().map(|b| open_path(&b.source)).collect()
+}
+
+/// Makes the bind mounts from their opened sources; a missing target is made if it lies
+/// under one of `scratch` (the private /tmp, a hidden home: directories of our own).
+fn show_binds(binds: &[Bind], sources: &[OwnedFd], scratch: &[PathBuf]) -> Result<()> {
+    for (bind, fd) in binds.iter().zip(sources) {
+        make_target(&bind.target, fd, scratch)?;
         let via = format!("/proc/self/fd/{}", fd.as_raw_fd());
         mount(
             Some(via.as_str()),
@@ -325,6 +368,54 @@ fn show_binds(binds: &[Bind]) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// Shows $HOME as an empty directory with the real one's owner and mode (the paths kept
+/// under it are bound in afterwards).
+fn hide_home(home: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(home).with_context(|| format!("cannot read {}", home.display()))?;
+    let options = format!(
+        "mode={:o},uid={},gid={},size=1m",
+        m.mode() & 0o7777,
+        m.uid(),
+        m.gid()
+    );
+    mount(
+        Some("tmpfs"),
+        home,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .with_context(|| format!("cannot hide {}", home.display()))
+}
+
+/// Hides `path`: a directory shows empty and read-only, a file reads as empty (it is the
+/// host's /dev/null).
+fn conceal(path: &Path) -> Result<()> {
+    let Ok(meta) = path.symlink_metadata() else {
+        // Not in this view (under the private /tmp, or a hidden home).
+        return Ok(());
+    };
+    let result = if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=4k,mode=0700"),
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    result.with_context(|| format!("cannot hide {}", path.display()))
 }
 
 /// Shows the directory `store` empty and read-only, if it is in the sandbox's view.
@@ -359,14 +450,15 @@ fn open_path(p: &Path) -> Result<OwnedFd> {
         .with_context(|| format!("cannot open {}", p.display()))
 }
 
-/// Makes sure `target` exists to mount on. It may be missing only where the private /tmp
-/// now is (a base or allowed path under the host's /tmp); it is made there, a directory or a
-/// file like the source (known by its descriptor: its path may be hidden now).
-fn make_target(target: &Path, source: &OwnedFd) -> Result<()> {
+/// Makes sure `target` exists to mount on. It may be missing only below a `scratch`
+/// directory (a base or allowed path under the host's /tmp, now the private one, or under a
+/// hidden home); it is made there, a directory or a file like the source (known by its
+/// descriptor: its path may be hidden now).
+fn make_target(target: &Path, source: &OwnedFd, scratch: &[PathBuf]) -> Result<()> {
     if target.symlink_metadata().is_ok() {
         return Ok(());
     }
-    if !target.starts_with("/tmp") {
+    if !scratch.iter().any(|s| target.starts_with(s)) {
         bail!("{} does not exist", target.display());
     }
     let source_is_dir = nix::sys::stat::fstat(source)
@@ -396,6 +488,9 @@ mod tests {
             base: "/home/me/project".into(),
             private_tmp: Some("/h/s.db.run/tmp".into()),
             allow: vec!["/home/me/.cache".into(), "/home/me/project/target".into()],
+            read: vec!["/home/me/.rustup".into()],
+            deny: vec!["/home/me/.ssh".into()],
+            hidden_home: Some("/home/me".into()),
             hide: vec!["/h".into()],
             read_only: true,
             cwd: "/home/me/project".into(),
@@ -408,6 +503,10 @@ mod tests {
         let pos = |p: &str| targets.iter().position(|t| t == Path::new(p)).unwrap();
         assert_eq!(pos("/tmp"), 0);
         assert!(pos("/home/me/project") < pos("/home/me/project/target"));
-        assert_eq!(targets.len(), 4);
+        assert_eq!(targets.len(), 5);
+        let binds = binds(&plan());
+        let read = binds.iter().find(|b| b.target == Path::new("/home/me/.rustup"));
+        assert!(read.is_some_and(|b| !b.writable));
+        assert!(binds.iter().filter(|b| b.writable).count() == 4);
     }
 }
