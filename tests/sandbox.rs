@@ -333,6 +333,14 @@ impl Drop for HostMount {
 #[test]
 fn host_mounts_made_later_and_other_sessions_stay_out_of_reach() {
     let p = Project::new();
+    // The test tree as a shared mount (as systemd makes every mount), so that mounts made
+    // in it later would propagate into a sandbox that let them.
+    use nix::mount::MsFlags;
+    nix::mount::mount(Some(p.top()), p.top(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .unwrap();
+    let _shared = HostMount(p.top().to_path_buf());
+    nix::mount::mount(None::<&str>, p.top(), None::<&str>, MsFlags::MS_SHARED, None::<&str>)
+        .unwrap();
     let late = p.top().join("late");
     fs::create_dir(&late).unwrap();
     let go = p.store().join("s.db.run/tmp/go");
@@ -346,14 +354,8 @@ fn host_mounts_made_later_and_other_sessions_stay_out_of_reach() {
     )));
     wait_for("the runner to start", || p.run_mount().join("ready").exists());
     // After the runner's set-up: a host mount, and a second session with a live runner.
-    nix::mount::mount(
-        Some("tmpfs"),
-        &late,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        None::<&str>,
-    )
-    .unwrap();
+    nix::mount::mount(Some("tmpfs"), &late, Some("tmpfs"), MsFlags::empty(), None::<&str>)
+        .unwrap();
     let _late_mount = HostMount(late.clone());
     let other = Reap::new(
         p.command(&["run", "-q", "--session", "b", "--", "sh", "-c", "echo > mine; exec sleep 600"])
@@ -373,6 +375,10 @@ fn host_mounts_made_later_and_other_sessions_stay_out_of_reach() {
     drop(other);
     drop(_late_mount);
     p.wait_unmounted();
+    wait_for("the other session's mount to go", || {
+        agentfs::mount::fuse_mount_at(&b_mount).is_none()
+    });
+    drop(_shared);
 }
 
 #[test]
