@@ -36,8 +36,15 @@ impl Work {
     /// `agentfs run -q --session s -- sh -c SCRIPT` in the project; fails the test if the
     /// script fails.
     fn sh(&self, script: &str) -> String {
+        self.sh_with(&[], script)
+    }
+
+    /// Like [`Work::sh`], with more `agentfs run` flags.
+    fn sh_with(&self, flags: &[&str], script: &str) -> String {
         let mut cmd = Command::new(BIN);
-        cmd.args(["run", "-q", "--session", "s", "--", "sh", "-c", script])
+        cmd.args(["run", "-q", "--session", "s"])
+            .args(flags)
+            .args(["--", "sh", "-c", script])
             .current_dir(self.proj())
             .env("AGENTFS_HOME", self.home())
             .stdout(Stdio::piped())
@@ -143,6 +150,41 @@ fn make_and_cargo_build_inside() {
     assert_eq!(w.sh("make"), "make: 'out/hello' is up to date.\n");
     let built = w.sh("cargo build --offline -q && ./target/debug/tiny");
     assert_eq!(built, "built\n");
+    assert_eq!(common::tree_snapshot(&w.proj()), before);
+}
+
+#[test]
+fn make_and_cargo_build_with_a_hidden_home_and_the_documented_reads() {
+    let w = Work::new();
+    common::sh_in(
+        &w.proj(),
+        "mkdir -p c src && printf '#include <stdio.h>\\nint main(void){puts(\"made\");return 0;}\\n' > c/hello.c \
+         && printf 'out/hello: c/hello.c\\n\\tmkdir -p out && cc -o $@ $<\\n' > Makefile \
+         && printf '[package]\\nname = \"tiny\"\\nversion = \"0.1.0\"\\nedition = \"2021\"\\n' > Cargo.toml \
+         && echo 'fn main() { println!(\"built\"); }' > src/main.rs \
+         && git init -q -b main && git add -A",
+    );
+    let before = common::tree_snapshot(&w.proj());
+    let home = std::env::var("HOME").unwrap();
+    // The README's lines for a Rust toolchain (as installed by rustup).
+    let (rustup, cargo) = (format!("{home}/.rustup"), format!("{home}/.cargo"));
+    let mut flags = vec!["--hide-home"];
+    for dir in [&rustup, &cargo] {
+        if std::path::Path::new(dir).exists() {
+            flags.extend(["--read", dir.as_str()]);
+        }
+    }
+    let out = w.sh_with(
+        &flags,
+        &format!(
+            "set -e; ls -A ~ | grep -v -x -e .rustup -e .cargo -e .cache -e .local -e .npm \
+               -e .claude -e .claude.json -e .codex -e .gemini -e .amp | wc -l; \
+             make -s && ./out/hello; cargo build --offline -q && ./target/debug/tiny; \
+             {GIT_ID} commit -qm first && git log --oneline | wc -l"
+        ),
+    );
+    // Nothing of $HOME but what was kept; make, cargo and git work.
+    assert_eq!(out, "0\nmade\nbuilt\n1\n");
     assert_eq!(common::tree_snapshot(&w.proj()), before);
 }
 
