@@ -63,7 +63,9 @@ Examples:
   agentfs run --session fix-tests bash          (join it from another terminal)
   agentfs run --allow ~/.config/git -- make test
   agentfs run --deny ~/work/other-client -- claude
-  agentfs run --hide-home --read ~/.cargo --read ~/.rustup -- cargo build"
+  agentfs run --hide-home --read ~/.cargo --read ~/.rustup -- cargo build
+  agentfs run --network=allow --allow-domain github.com --allow-domain '*.crates.io' -- claude
+  agentfs run --network=none -- make test"
     )]
     Run {
         /// Session id to create or join (a random one if left out).
@@ -88,6 +90,15 @@ Examples:
         /// With --hide-home: also show PATH, read-only. Repeatable.
         #[arg(long, value_name = "PATH")]
         read: Vec<PathBuf>,
+        /// host: the host's network (the default); none: loopback only; allow: loopback,
+        /// and the --allow-domain names through a proxy agentfs serves, which records every
+        /// request in the session (fs_net_request). Kept as the session's default.
+        #[arg(long, value_name = "POLICY")]
+        network: Option<agentfs::run::network::Network>,
+        /// With --network=allow (implied): let NAME through (*.NAME: its subdomains).
+        /// Repeatable.
+        #[arg(long, value_name = "NAME")]
+        allow_domain: Vec<String>,
         /// Do not print the welcome banner.
         #[arg(long, short)]
         quiet: bool,
@@ -424,6 +435,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             deny,
             hide_home,
             read,
+            network,
+            allow_domain,
             quiet,
             command,
         } => run_command(&agentfs::run::RunOptions {
@@ -433,6 +446,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             deny,
             read,
             hide_home,
+            network,
+            allow_domains: allow_domain,
             quiet,
             command,
             exec: false,
@@ -444,6 +459,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             deny: Vec::new(),
             read: Vec::new(),
             hide_home: false,
+            network: None,
+            allow_domains: Vec::new(),
             quiet: true,
             command,
             exec: true,

@@ -1,7 +1,9 @@
 //! `agentfs run` and `agentfs exec`: run a command in a session, on the session's one shared
 //! overlay mount, inside a sandbox (see [`sandbox`]), recorded as a runner of the session.
 
+pub mod network;
 pub mod policy;
+pub mod proxy;
 pub mod sandbox;
 
 use std::ffi::OsString;
@@ -55,6 +57,10 @@ pub struct RunOptions {
     pub read: Vec<PathBuf>,
     /// Show nothing under $HOME but the base directory, the allowed and the `read` paths.
     pub hide_home: bool,
+    /// How the command reaches the network (the session's default if None).
+    pub network: Option<network::Network>,
+    /// With network=allow: the names the proxy passes.
+    pub allow_domains: Vec<String>,
     /// No banner.
     pub quiet: bool,
     /// The command; the user's shell if empty.
@@ -94,7 +100,13 @@ pub struct Layout {
 }
 
 /// What the runner tells the user on start (on stderr, so the command's stdout stays clean).
-pub fn banner(id: &str, joining: bool, base: &Path, layout: &Layout) -> String {
+pub fn banner(
+    id: &str,
+    joining: bool,
+    base: &Path,
+    layout: &Layout,
+    net: &(network::Network, Vec<String>),
+) -> String {
     let mut s = String::new();
     if joining {
         s.push_str(&format!("Joining existing session: {id}\n"));
@@ -126,6 +138,15 @@ pub fn banner(id: &str, joining: bool, base: &Path, layout: &Layout) -> String {
         }
     }
     s.push_str("\nEverything else is read-only.\n");
+    match net {
+        (network::Network::Host, _) => {}
+        (network::Network::None, _) => s.push_str("\nNetwork: none (loopback only).\n"),
+        (network::Network::Allow, domains) => s.push_str(&format!(
+            "\nNetwork: only {} (through the session's proxy; every request is recorded in \
+             fs_net_request).\n",
+            if domains.is_empty() { "loopback".to_string() } else { domains.join(", ") }
+        )),
+    }
     s.push_str("\nTo join this session from another terminal:\n\n");
     s.push_str(&format!("  agentfs run --session {id} <command>\n"));
     s
@@ -320,6 +341,29 @@ fn layout(opts: &RunOptions, base: &Path, stores: &[PathBuf]) -> Result<Layout> 
     })
 }
 
+/// The network policy of this run: the one given (kept as the session's default), else the
+/// session's default, else the host's network.
+fn network_policy(
+    opts: &RunOptions,
+    conn: &rusqlite::Connection,
+) -> Result<(network::Network, Vec<String>)> {
+    if opts.exec {
+        return Ok((network::Network::Host, Vec::new()));
+    }
+    for d in &opts.allow_domains {
+        network::check_domain(d).map_err(|e| anyhow!(e))?;
+    }
+    if opts.network.is_none() && opts.allow_domains.is_empty() {
+        return Ok(network::session_default(conn)?.unwrap_or_default());
+    }
+    let chosen = opts.network.unwrap_or(network::Network::Allow);
+    if chosen != network::Network::Allow && !opts.allow_domains.is_empty() {
+        bail!("--allow-domain needs --network=allow (it names what the proxy lets through)");
+    }
+    network::set_session_default(conn, chosen, &opts.allow_domains)?;
+    Ok((chosen, opts.allow_domains.clone()))
+}
+
 /// Refuses a base directory no sandbox can be made over (`/`, a system tree, inside the
 /// store), or one that holds the session's database outside the store.
 fn check_sandbox_base(opts: &RunOptions, base: &Path, db: &Path) -> Result<()> {
@@ -394,13 +438,24 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let net = network_policy(opts, &store.conn)?;
     let runner = runners::register(&store.conn, &argv, &cwd, std::process::id())?;
     drop(lock);
 
     if !opts.quiet && !opts.exec {
-        let text = banner(&r.id, existed, &base, &layout);
+        let text = banner(&r.id, existed, &base, &layout, &net);
         let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
+    // The proxy is served from here; the helper hands over its socket through `theirs`.
+    let channel = match net.0 {
+        network::Network::Allow => {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+                .context("cannot make a channel for the network proxy")?;
+            proxy::start(ours, db.clone(), runner, net.1.clone())?;
+            Some(theirs)
+        }
+        _ => None,
+    };
     let plan = sandbox::Plan {
         session_db: db.clone(),
         runner,
@@ -413,10 +468,15 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         deny: layout.deny,
         hidden_home: layout.hidden_home,
         hide: home_store().into_iter().collect(),
+        network: net.0,
+        proxy_channel: channel.as_ref().map(|c| {
+            use std::os::fd::AsRawFd;
+            c.as_raw_fd()
+        }),
         read_only: !opts.exec,
         cwd,
     };
-    let status = spawn_and_wait(&r.id, &plan, &command);
+    let status = spawn_and_wait(&r.id, &plan, &command, channel);
     let code = match &status {
         Ok(s) => s
             .code()
@@ -438,6 +498,7 @@ fn spawn_and_wait(
     id: &str,
     plan: &sandbox::Plan,
     command: &[OsString],
+    channel: Option<std::os::unix::net::UnixStream>,
 ) -> Result<std::process::ExitStatus> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
     use signal_hook::iterator::SignalsInfo;
@@ -466,7 +527,13 @@ fn spawn_and_wait(
         SignalsInfo::<WithOrigin>::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2])
             .context("cannot install signal handlers")?;
     let handle = signals.handle();
+    if let Some(c) = &channel {
+        // The helper inherits the proxy's channel (every other descriptor closes on exec).
+        nix::fcntl::fcntl(c, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
+            .context("cannot pass the proxy's channel to the sandbox")?;
+    }
     let mut child = cmd.spawn().context("cannot start the sandbox")?;
+    drop(channel);
     let pid = child.id() as libc::pid_t;
     let forwarder = std::thread::spawn(move || {
         for origin in signals.forever() {

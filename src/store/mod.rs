@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 mod wal_batch;
 
 /// Format version this binary writes, kept in `PRAGMA user_version`.
-pub const FORMAT_VERSION: i64 = 5;
+pub const FORMAT_VERSION: i64 = 6;
 
 /// Migrations, in order; entry `i` takes a database from version `i` to `i + 1`.
 /// Version 0 is a database written by another AgentFS SPEC 0.4 implementation (or a new file).
@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/0003_views.sql"),
     include_str!("../../schema/0004_partial_copy_up.sql"),
     include_str!("../../schema/0005_changes_view.sql"),
+    include_str!("../../schema/0006_network.sql"),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.

@@ -15,6 +15,7 @@
 pub mod devices;
 pub mod init;
 pub mod mounts;
+pub mod net;
 pub mod privileges;
 pub mod procfs;
 
@@ -60,6 +61,10 @@ pub struct Plan {
     pub hidden_home: Option<PathBuf>,
     /// Directories shown empty inside: the session stores.
     pub hide: Vec<PathBuf>,
+    /// How the command reaches the network.
+    pub network: crate::run::network::Network,
+    /// With `network` Allow: the descriptor (inherited) to hand the proxy's socket over.
+    pub proxy_channel: Option<i32>,
     /// The sandbox (`agentfs run`), or only the session's view (`agentfs exec`).
     pub read_only: bool,
     /// The working directory to enter inside (the caller's, by path).
@@ -209,12 +214,22 @@ fn sandbox(plan: &Plan, argv: &[OsString]) -> Result<u8> {
     if user_ns {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
+    let own_network = plan.network != crate::run::network::Network::Host;
+    if own_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
     unshare(flags).with_context(|| match user_ns {
         true => format!("cannot create the sandbox's namespaces ({USERNS_HINT})"),
         false => "cannot create the sandbox's namespaces".to_string(),
     })?;
     if user_ns {
         map_own_ids(uid, gid)?;
+    }
+    if own_network {
+        net::loopback_up()?;
+    }
+    if let Some(channel) = plan.proxy_channel {
+        net::hand_over_proxy(channel)?;
     }
     record_namespace(plan)?;
     let me = init::own_pidfd().context("cannot open a pidfd of the helper")?;
@@ -492,6 +507,8 @@ mod tests {
             deny: vec!["/home/me/.ssh".into()],
             hidden_home: Some("/home/me".into()),
             hide: vec!["/h".into()],
+            network: crate::run::network::Network::Host,
+            proxy_channel: None,
             read_only: true,
             cwd: "/home/me/project".into(),
         }
