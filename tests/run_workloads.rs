@@ -164,6 +164,14 @@ fn make_and_cargo_build_with_a_hidden_home_and_the_documented_reads() {
          && echo 'fn main() { println!(\"built\"); }' > src/main.rs \
          && git init -q -b main && git add -A",
     );
+    let pkg = w.top.path().join("pkg");
+    for f in 0..200 {
+        let dir = pkg.join(format!("mod{}", f % 10));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("f{f}.js")), "module.exports = 1;\n").unwrap();
+    }
+    common::sh_in(w.top.path(), "tar -cf pkg.tar -C pkg . && rm -rf pkg");
+    let tar = w.top.path().join("pkg.tar");
     let before = common::tree_snapshot(&w.proj());
     let home = std::env::var("HOME").unwrap();
     // The README's lines for a Rust toolchain (as installed by rustup).
@@ -180,11 +188,13 @@ fn make_and_cargo_build_with_a_hidden_home_and_the_documented_reads() {
             "set -e; ls -A ~ | grep -v -x -e .rustup -e .cargo -e .cache -e .local -e .npm \
                -e .claude -e .claude.json -e .codex -e .gemini -e .amp | wc -l; \
              make -s && ./out/hello; cargo build --offline -q && ./target/debug/tiny; \
-             {GIT_ID} commit -qm first && git log --oneline | wc -l"
+             {GIT_ID} commit -qm first && git log --oneline | wc -l; \
+             mkdir node_modules && tar -xf {tar} -C node_modules && find node_modules -type f | wc -l",
+            tar = tar.display()
         ),
     );
-    // Nothing of $HOME but what was kept; make, cargo and git work.
-    assert_eq!(out, "0\nmade\nbuilt\n1\n");
+    // Nothing of $HOME but what was kept; make, cargo, git and tar work.
+    assert_eq!(out, "0\nmade\nbuilt\n1\n200\n");
     assert_eq!(common::tree_snapshot(&w.proj()), before);
 }
 

@@ -584,6 +584,37 @@ fn a_normal_user_meets_the_same_walls() {
     assert_eq!(common::tree_snapshot(&p.proj()), before);
     p.wait_unmounted();
 
+    // The strict mode too: only what is kept under $HOME, and a deny beats an allow.
+    let other = p.home().join("other-project");
+    std::os::unix::fs::chown(&other, Some(65534), Some(65534)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::BIN)
+        .args(["run", "-q", "--session", "s", "--hide-home", "--read"])
+        .arg(p.home().join(".cargo"))
+        .arg("--allow")
+        .arg(&other)
+        .arg("--deny")
+        .arg(&other)
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "echo home=$(ls -A ~ | tr '\\n' ' '); cat ~/.cargo/bin/tool; \
+             touch {o}/x 2>/dev/null && echo other: ALLOWED || echo other: denied; {SECRET_PROBES}",
+            o = other.display()
+        ))
+        .current_dir(p.proj())
+        .env("AGENTFS_HOME", p.store())
+        .env("HOME", p.home());
+    let out = common::output_within(cmd, Duration::from_secs(120));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("home=.cargo .claude\ntoolchain\n"), "{stdout}");
+    for probe in ["other", "key", "netrc", "gh", "other-session"] {
+        assert_denied(&stdout, probe);
+    }
+    assert!(!other.join("x").exists());
+    p.wait_unmounted();
+
     // A normal user's sandbox holds copies of the mounts that existed when it was made (it
     // may not detach them): another session's daemon still ends when its last runner does.
     let as_nobody = |session: &str, script: &str| {
