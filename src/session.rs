@@ -243,8 +243,9 @@ pub fn create(r: &SessionRef, base: Option<&Path>) -> anyhow::Result<()> {
         let (uid, gid, mode) = match base {
             Some(base) => {
                 use std::os::unix::fs::MetadataExt;
-                let m = std::fs::metadata(base)
-                    .with_context(|| format!("cannot read the base directory {}", base.display()))?;
+                let m = std::fs::metadata(base).with_context(|| {
+                    format!("cannot read the base directory {}", base.display())
+                })?;
                 (m.uid(), m.gid(), m.mode())
             }
             // SAFETY: geteuid/getegid cannot fail.

@@ -44,7 +44,9 @@ impl TlsServer {
         let dir = tempfile::tempdir().unwrap();
         let (key, cert) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
         let made = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
             .args(["-subj", "/CN=agentfs-test"])
             .arg("-keyout")
             .arg(&key)
@@ -150,7 +152,9 @@ fn allowed_names_pass_through_the_proxy_and_the_rest_is_refused_and_recorded() {
     // The refusal tells the client why and what to do.
     let (stdout, stderr) = run_sh(&p, &[], &format!("{curl} http://127.0.0.3:{http}/"));
     assert!(
-        stdout.contains("not on this session's network allow list; run with --allow-domain 127.0.0.3"),
+        stdout.contains(
+            "not on this session's network allow list; run with --allow-domain 127.0.0.3"
+        ),
         "{stdout}"
     );
     // The policy is the session's default: the second run had no flags.
@@ -200,7 +204,12 @@ fn a_normal_user_gets_the_same_network_policies() {
             .env("AGENTFS_HOME", p.store())
             .env("HOME", p.home());
         let out = common::output_within(cmd, Duration::from_secs(120));
-        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
         text(&out.stdout)
     };
     let stdout = run_as_nobody(

@@ -143,10 +143,17 @@ fn processes_outside_the_sandbox_are_out_of_reach() {
     ] {
         assert_denied(&stdout, probe);
     }
-    assert!(stdout.contains("store-entries=0"), "the store shows: {stdout}");
+    assert!(
+        stdout.contains("store-entries=0"),
+        "the store shows: {stdout}"
+    );
     assert!(!host_mark.exists(), "the host's /etc was written");
     assert_eq!(common::tree_snapshot(&p.proj()), tree_before);
-    assert_eq!(schema(&db), schema_before, "the session database was changed");
+    assert_eq!(
+        schema(&db),
+        schema_before,
+        "the session database was changed"
+    );
     fsck_clean(&p, "s");
     p.wait_unmounted();
 }
@@ -164,7 +171,10 @@ fn root_keeps_dockers_capabilities_and_nothing_more() {
         &["handle", probe.to_str().unwrap()],
     ] {
         let line = on_host(args);
-        assert!(line.contains("ALLOWED"), "the probe is not sharp on the host: {line}");
+        assert!(
+            line.contains("ALLOWED"),
+            "the probe is not sharp on the host: {line}"
+        );
     }
     let out = p.sh(&format!(
         "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status
@@ -196,15 +206,16 @@ fn root_keeps_dockers_capabilities_and_nothing_more() {
             "{set} is not {want}:\n{stdout}"
         );
     }
-    for probe in [
-        "reboot", "settime", "nice", "netadmin", "handle", "mount",
-    ] {
+    for probe in ["reboot", "settime", "nice", "netadmin", "handle", "mount"] {
         assert_denied(&stdout, probe);
     }
     // A set-user-ID program runs with its caller's ids; the bit itself stays on the file.
     assert!(stdout.contains("setuid-as-1000=1000\n"), "{stdout}");
     assert!(stdout.contains("mode=4755\n"), "{stdout}");
-    assert!(stdout.contains("chown: ok") && stdout.contains("mkfifo: ok"), "{stdout}");
+    assert!(
+        stdout.contains("chown: ok") && stdout.contains("mkfifo: ok"),
+        "{stdout}"
+    );
     p.wait_unmounted();
 }
 
@@ -251,7 +262,10 @@ fn proc_and_sys_are_read_only_and_leaks_are_masked() {
     }
     assert!(stdout.contains("keys=0 timers=0\n"), "{stdout}");
     assert!(stdout.contains("kcore=0\n"), "{stdout}");
-    assert_eq!(fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), hostname);
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        hostname
+    );
     assert_eq!(
         fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
         core_pattern
@@ -290,11 +304,17 @@ fn dev_is_private_and_device_nodes_open_no_disk() {
         "{stdout}"
     );
     assert!(stdout.contains("dev-written"), "{stdout}");
-    assert!(stdout.contains("urandom=8 zero=3\n") && stdout.contains("null: ok"), "{stdout}");
+    assert!(
+        stdout.contains("urandom=8 zero=3\n") && stdout.contains("null: ok"),
+        "{stdout}"
+    );
     assert_eq!(lines_with(&stdout, "mknod-open:").len(), 8, "{stdout}");
     assert_denied(&stdout, "mknod-open");
     assert!(!Path::new("/dev").join(&tag).exists(), "/dev is the host's");
-    assert!(!Path::new("/dev/shm").join(&tag).exists(), "/dev/shm is the host's");
+    assert!(
+        !Path::new("/dev/shm").join(&tag).exists(),
+        "/dev/shm is the host's"
+    );
     p.wait_unmounted();
 }
 
@@ -336,11 +356,23 @@ fn host_mounts_made_later_and_other_sessions_stay_out_of_reach() {
     // The test tree as a shared mount (as systemd makes every mount), so that mounts made
     // in it later would propagate into a sandbox that let them.
     use nix::mount::MsFlags;
-    nix::mount::mount(Some(p.top()), p.top(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .unwrap();
+    nix::mount::mount(
+        Some(p.top()),
+        p.top(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
     let _shared = HostMount(p.top().to_path_buf());
-    nix::mount::mount(None::<&str>, p.top(), None::<&str>, MsFlags::MS_SHARED, None::<&str>)
-        .unwrap();
+    nix::mount::mount(
+        None::<&str>,
+        p.top(),
+        None::<&str>,
+        MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .unwrap();
     let late = p.top().join("late");
     fs::create_dir(&late).unwrap();
     let go = p.store().join("s.db.run/tmp/go");
@@ -352,15 +384,32 @@ fn host_mounts_made_later_and_other_sessions_stay_out_of_reach() {
         late = late.display(),
         store = p.store().display()
     )));
-    wait_for("the runner to start", || p.run_mount().join("ready").exists());
+    wait_for("the runner to start", || {
+        p.run_mount().join("ready").exists()
+    });
     // After the runner's set-up: a host mount, and a second session with a live runner.
-    nix::mount::mount(Some("tmpfs"), &late, Some("tmpfs"), MsFlags::empty(), None::<&str>)
-        .unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &late,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
     let _late_mount = HostMount(late.clone());
     let other = Reap::new(
-        p.command(&["run", "-q", "--session", "b", "--", "sh", "-c", "echo > mine; exec sleep 600"])
-            .spawn()
-            .unwrap(),
+        p.command(&[
+            "run",
+            "-q",
+            "--session",
+            "b",
+            "--",
+            "sh",
+            "-c",
+            "echo > mine; exec sleep 600",
+        ])
+        .spawn()
+        .unwrap(),
     );
     let b_mount = p.store().join("b.db.run/mnt");
     wait_for("the other session", || b_mount.join("mine").exists());
@@ -391,19 +440,34 @@ fn the_shared_mount_gives_no_powers_on_the_host() {
     let mnt = p.run_mount();
     wait_for("the runner to start", || mnt.join("ready").exists());
     let run_dir = p.store().join("s.db.run");
-    assert_eq!(fs::metadata(&run_dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        fs::metadata(&run_dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     // A host user cannot reach what the sandbox made...
     let as_nobody = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
         .arg(format!("exec {} -u", mnt.join("suid-id").display()))
         .output()
         .unwrap();
     assert!(!as_nobody.status.success(), "{}", text(&as_nobody.stdout));
     // ... and for root the set-user-ID copy gives nothing and the device node opens no disk.
-    let as_root = Command::new(mnt.join("suid-id")).arg("-u").output().unwrap();
+    let as_root = Command::new(mnt.join("suid-id"))
+        .arg("-u")
+        .output()
+        .unwrap();
     assert_eq!(text(&as_root.stdout), "0\n");
     let opened = fs::File::open(mnt.join("null-node"));
-    assert!(opened.is_err(), "a device node made in the sandbox opens on the host");
+    assert!(
+        opened.is_err(),
+        "a device node made in the sandbox opens on the host"
+    );
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
     let line = info
         .lines()
@@ -425,7 +489,10 @@ fn the_shared_mount_gives_no_powers_on_the_host() {
 fn cwd_root_and_allows_that_open_the_host_are_refused() {
     let p = Project::new();
     fs::create_dir_all(p.store()).unwrap();
-    let mark = PathBuf::from(format!("/var/tmp/agentfs-root-probe-{}", std::process::id()));
+    let mark = PathBuf::from(format!(
+        "/var/tmp/agentfs-root-probe-{}",
+        std::process::id()
+    ));
     let mut at_root = p.command(&["run", "-q", "--", "touch", mark.to_str().unwrap()]);
     at_root.current_dir("/");
     let out = common::output_within(at_root, Duration::from_secs(60));
@@ -439,8 +506,20 @@ fn cwd_root_and_allows_that_open_the_host_are_refused() {
     );
     // A session database inside the base directory (outside the hidden store) is refused.
     let inside = p.proj().join("inside.db");
-    p.agentfs(&["init", inside.to_str().unwrap(), "--base", p.proj().to_str().unwrap()]);
-    let out = p.run(&["-q", "--session", inside.to_str().unwrap(), "--", "echo", "ran"]);
+    p.agentfs(&[
+        "init",
+        inside.to_str().unwrap(),
+        "--base",
+        p.proj().to_str().unwrap(),
+    ]);
+    let out = p.run(&[
+        "-q",
+        "--session",
+        inside.to_str().unwrap(),
+        "--",
+        "echo",
+        "ran",
+    ]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("lies inside the base directory"), "{err}");
@@ -456,11 +535,26 @@ fn cwd_root_and_allows_that_open_the_host_are_refused() {
         (store.as_str(), "session databases"),
         ("/proc", "its own /proc"),
     ] {
-        let out = p.run(&["-q", "--session", "s", "--allow", allow, "--", "echo", "ran"]);
+        let out = p.run(&[
+            "-q",
+            "--session",
+            "s",
+            "--allow",
+            allow,
+            "--",
+            "echo",
+            "ran",
+        ]);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "--allow {allow}: {err}");
-        assert!(err.contains(&format!("--allow {allow} is refused")) && err.contains(why), "{err}");
-        assert!(out.stdout.is_empty(), "the command ran with --allow {allow}");
+        assert!(
+            err.contains(&format!("--allow {allow} is refused")) && err.contains(why),
+            "{err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "the command ran with --allow {allow}"
+        );
     }
 }
 
@@ -483,8 +577,15 @@ fn nothing_outlives_its_runner() {
     assert_eq!(p.sql("SELECT max(seq) FROM fs_change"), seq_after_exit);
     let ps = p.agentfs(&["ps", "s"]);
     assert!(!ps.contains("sh -c"), "{ps}");
-    let left = Command::new("pgrep").args(["-f", "echo late >"]).output().unwrap();
-    assert!(left.stdout.is_empty(), "left behind: {}", text(&left.stdout));
+    let left = Command::new("pgrep")
+        .args(["-f", "echo late >"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left behind: {}",
+        text(&left.stdout)
+    );
     p.wait_unmounted();
 }
 
@@ -521,7 +622,14 @@ fn a_normal_user_meets_the_same_walls() {
     fs::set_permissions("/dev/fuse", fs::Permissions::from_mode(0o666)).unwrap();
     let p = Project::new();
     plant_home(&p);
-    for entry in ["", "proj", "proj/src", "home", "home/.claude", "home/.agentfs"] {
+    for entry in [
+        "",
+        "proj",
+        "proj/src",
+        "home",
+        "home/.claude",
+        "home/.agentfs",
+    ] {
         std::os::unix::fs::chown(p.top().join(entry), Some(65534), Some(65534)).unwrap();
     }
     for f in ["README", "src/main.rs", "doomed.txt", "bin.dat"] {
@@ -564,7 +672,14 @@ fn a_normal_user_meets_the_same_walls() {
         .unwrap();
     assert!(n <= 6, "{n} processes visible:\n{stdout}");
     for probe in [
-        "ptrace", "mknod-open", "mount", "hostname", "outside", "key", "netrc", "gh",
+        "ptrace",
+        "mknod-open",
+        "mount",
+        "hostname",
+        "outside",
+        "key",
+        "netrc",
+        "gh",
         "other-session",
     ] {
         assert_denied(&stdout, probe);
@@ -574,10 +689,15 @@ fn a_normal_user_meets_the_same_walls() {
     assert!(stdout.contains("NoNewPrivs:\t1\n"), "{stdout}");
     assert!(stdout.contains("timers=0\n"), "{stdout}");
     assert!(
-        stdout.contains("dev=fd full null ptmx pts random shm stderr stdin stdout tty urandom zero\n"),
+        stdout.contains(
+            "dev=fd full null ptmx pts random shm stderr stdin stdout tty urandom zero\n"
+        ),
         "{stdout}"
     );
-    assert!(stdout.contains("dev-written") && stdout.contains("store-entries=0"), "{stdout}");
+    assert!(
+        stdout.contains("dev-written") && stdout.contains("store-entries=0"),
+        "{stdout}"
+    );
     assert!(stdout.contains("created: ok"), "{stdout}");
     assert!(!Path::new("/dev").join(&tag).exists());
     assert!(!p.top().join(&tag).exists());
@@ -608,7 +728,10 @@ fn a_normal_user_meets_the_same_walls() {
     let out = common::output_within(cmd, Duration::from_secs(120));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.starts_with("home=.cargo .claude\ntoolchain\n"), "{stdout}");
+    assert!(
+        stdout.starts_with("home=.cargo .claude\ntoolchain\n"),
+        "{stdout}"
+    );
     for probe in ["other", "key", "netrc", "gh", "other-session"] {
         assert_denied(&stdout, probe);
     }
@@ -629,18 +752,25 @@ fn a_normal_user_meets_the_same_walls() {
     };
     // (Their mounts are the user's alone: root learns of the runners through their /tmp.)
     let first = Reap::new(
-        as_nobody("s", "echo > /tmp/ready; while [ ! -e /tmp/go ]; do sleep 0.05; done")
-            .spawn()
-            .unwrap(),
+        as_nobody(
+            "s",
+            "echo > /tmp/ready; while [ ! -e /tmp/go ]; do sleep 0.05; done",
+        )
+        .spawn()
+        .unwrap(),
     );
-    wait_for("the first runner", || p.store().join("s.db.run/tmp/ready").exists());
+    wait_for("the first runner", || {
+        p.store().join("s.db.run/tmp/ready").exists()
+    });
     let daemon = daemon_of(&p.run_mount());
     let second = Reap::new(
         as_nobody("b", "echo > /tmp/ready; exec sleep 600")
             .spawn()
             .unwrap(),
     );
-    wait_for("the second runner", || p.store().join("b.db.run/tmp/ready").exists());
+    wait_for("the second runner", || {
+        p.store().join("b.db.run/tmp/ready").exists()
+    });
     fs::write(p.store().join("s.db.run/tmp/go"), "").unwrap();
     assert!(first.output().status.success());
     wait_for("the first session's daemon to end", || {
@@ -655,7 +785,11 @@ fn plant_home(p: &Project) {
     let home = p.home();
     fs::create_dir_all(home.join(".ssh")).unwrap();
     fs::write(home.join(".ssh/id_rsa"), "-----BEGIN TEST KEY-----\n").unwrap();
-    fs::write(home.join(".netrc"), "machine example.com password hunter2\n").unwrap();
+    fs::write(
+        home.join(".netrc"),
+        "machine example.com password hunter2\n",
+    )
+    .unwrap();
     fs::create_dir_all(home.join(".config/gh")).unwrap();
     fs::write(home.join(".config/gh/hosts.yml"), "oauth_token: gho_test\n").unwrap();
     fs::create_dir_all(home.join(".cargo/bin")).unwrap();
@@ -707,19 +841,51 @@ fn secrets_are_hidden_and_a_deny_wins_over_an_allow() {
     assert!(stdout.contains("toolchain\n"), "{stdout}");
     // The banner says what is hidden, and the denied path is not listed as writable.
     let home = p.home();
-    for hidden in [home.join(".ssh"), home.join(".netrc"), home.join(".config/gh"), extra.clone()] {
-        assert!(stderr.contains(&format!("  - {}\n", hidden.display())), "{stderr}");
+    for hidden in [
+        home.join(".ssh"),
+        home.join(".netrc"),
+        home.join(".config/gh"),
+        extra.clone(),
+    ] {
+        assert!(
+            stderr.contains(&format!("  - {}\n", hidden.display())),
+            "{stderr}"
+        );
     }
     let writable = stderr.split("hidden:").next().unwrap();
     assert!(!writable.contains(extra.to_str().unwrap()), "{stderr}");
     assert!(!extra.join("new").exists());
     // A --deny that names nothing, or the base directory, is refused.
-    let out = p.run(&["-q", "--session", "s", "--deny", "/no/such/path", "--", "true"]);
+    let out = p.run(&[
+        "-q",
+        "--session",
+        "s",
+        "--deny",
+        "/no/such/path",
+        "--",
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("--deny /no/such/path"), "{}", text(&out.stderr));
-    let out = p.run(&["-q", "--session", "s", "--deny", p.top().to_str().unwrap(), "--", "true"]);
+    assert!(
+        text(&out.stderr).contains("--deny /no/such/path"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = p.run(&[
+        "-q",
+        "--session",
+        "s",
+        "--deny",
+        p.top().to_str().unwrap(),
+        "--",
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("would hide the base directory"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("would hide the base directory"),
+        "{}",
+        text(&out.stderr)
+    );
     p.wait_unmounted();
 }
 
@@ -750,14 +916,27 @@ fn hide_home_shows_only_what_is_kept() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    for probe in ["key", "netrc", "gh", "other-session", "read-write", "other-project"] {
+    for probe in [
+        "key",
+        "netrc",
+        "gh",
+        "other-session",
+        "read-write",
+        "other-project",
+    ] {
         assert_denied(&stdout, probe);
     }
     // Only the default allow (~/.claude) and the --read path are there.
     assert!(stdout.contains("home=.cargo .claude\n"), "{stdout}");
     assert!(stdout.contains("toolchain\n"), "{stdout}");
-    assert!(stdout.contains("claude: ok") && stdout.contains("base: ok"), "{stdout}");
-    assert_eq!(fs::read_to_string(p.home().join(".claude/settings")).unwrap(), "kept\n");
+    assert!(
+        stdout.contains("claude: ok") && stdout.contains("base: ok"),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::read_to_string(p.home().join(".claude/settings")).unwrap(),
+        "kept\n"
+    );
     assert!(!cargo.join("new").exists());
     assert_eq!(p.agentfs(&["fs", "s", "cat", "/in-base"]), "work\n");
     p.wait_unmounted();

@@ -144,7 +144,11 @@ pub fn banner(
         (network::Network::Allow, domains) => s.push_str(&format!(
             "\nNetwork: only {} (through the session's proxy; every request is recorded in \
              fs_net_request).\n",
-            if domains.is_empty() { "loopback".to_string() } else { domains.join(", ") }
+            if domains.is_empty() {
+                "loopback".to_string()
+            } else {
+                domains.join(", ")
+            }
         )),
     }
     s.push_str("\nTo join this session from another terminal:\n\n");
@@ -243,7 +247,9 @@ fn home_store() -> Option<PathBuf> {
 fn stores(db: &Path) -> Vec<PathBuf> {
     let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let mut out: Vec<PathBuf> = home_store().into_iter().collect();
-    if let Some(dir) = std::path::absolute(db).ok().and_then(|p| p.parent().map(canonical))
+    if let Some(dir) = std::path::absolute(db)
+        .ok()
+        .and_then(|p| p.parent().map(canonical))
         && !out.iter().any(|s| dir.starts_with(s))
     {
         out.push(dir);
@@ -529,8 +535,11 @@ fn spawn_and_wait(
     let handle = signals.handle();
     if let Some(c) = &channel {
         // The helper inherits the proxy's channel (every other descriptor closes on exec).
-        nix::fcntl::fcntl(c, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
-            .context("cannot pass the proxy's channel to the sandbox")?;
+        nix::fcntl::fcntl(
+            c,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .context("cannot pass the proxy's channel to the sandbox")?;
     }
     let mut child = cmd.spawn().context("cannot start the sandbox")?;
     drop(channel);

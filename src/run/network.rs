@@ -200,7 +200,10 @@ mod tests {
             })
         );
         let t = parse_request_line("GET http://127.0.0.2:8080/a/b?c=d HTTP/1.1").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_deref()), ("127.0.0.2", 8080, Some("/a/b?c=d")));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_deref()),
+            ("127.0.0.2", 8080, Some("/a/b?c=d"))
+        );
         let t = parse_request_line("GET http://example.com HTTP/1.0").unwrap();
         assert_eq!((t.port, t.path.as_deref()), (80, Some("/")));
         let t = parse_request_line("CONNECT [::1]:8443 HTTP/1.1").unwrap();

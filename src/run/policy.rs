@@ -161,10 +161,7 @@ mod tests {
     #[test]
     fn the_root_system_trees_and_the_store_are_no_base() {
         let store = p("/home/me/.agentfs");
-        assert_eq!(
-            check_base(&p("/"), &store),
-            Err(Refused::RootBase(p("/")))
-        );
+        assert_eq!(check_base(&p("/"), &store), Err(Refused::RootBase(p("/"))));
         assert!(matches!(
             check_base(&p("/proc/1"), &store),
             Err(Refused::SystemBase(_))
@@ -181,7 +178,10 @@ mod tests {
     #[test]
     fn a_database_inside_the_base_must_be_in_the_hidden_store() {
         let (base, home) = (p("/home/me"), p("/home/me/.agentfs"));
-        assert_eq!(check_database(&p("/home/me/.agentfs/s.db"), &base, &home), Ok(()));
+        assert_eq!(
+            check_database(&p("/home/me/.agentfs/s.db"), &base, &home),
+            Ok(())
+        );
         assert_eq!(check_database(&p("/var/tmp/s.db"), &base, &home), Ok(()));
         assert!(matches!(
             check_database(&p("/home/me/project/s.db"), &base, &home),

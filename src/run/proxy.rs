@@ -216,7 +216,10 @@ fn serve(mut client: TcpStream, policy: &Policy) -> Result<()> {
             return reply(
                 &mut client,
                 "502 Bad Gateway",
-                &format!("agentfs: cannot reach {}:{}: {e}\n", target.host, target.port),
+                &format!(
+                    "agentfs: cannot reach {}:{}: {e}\n",
+                    target.host, target.port
+                ),
             );
         }
     };

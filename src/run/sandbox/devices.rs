@@ -42,8 +42,7 @@ fn open_path(p: &Path) -> Result<OwnedFd> {
 
 /// Shows the file `source` (an open descriptor) at the new empty file `target`.
 fn bind_file(source: &OwnedFd, target: &Path) -> Result<()> {
-    std::fs::File::create(target)
-        .with_context(|| format!("cannot make {}", target.display()))?;
+    std::fs::File::create(target).with_context(|| format!("cannot make {}", target.display()))?;
     let via = format!("/proc/self/fd/{}", source.as_raw_fd());
     mount(
         Some(via.as_str()),
@@ -65,7 +64,10 @@ fn terminal() -> Option<OwnedFd> {
         .find(|fd| unsafe { libc::isatty(*fd) } == 1)?;
     let link = format!("/proc/self/fd/{fd}");
     let path = std::fs::read_link(&link).ok()?;
-    let (want, found) = (std::fs::metadata(&link).ok()?, std::fs::metadata(&path).ok()?);
+    let (want, found) = (
+        std::fs::metadata(&link).ok()?,
+        std::fs::metadata(&path).ok()?,
+    );
     (want.dev() == found.dev() && want.ino() == found.ino())
         .then(|| open_path(&path).ok())
         .flatten()

@@ -328,7 +328,10 @@ fn build(plan: &Plan, user_ns: bool) -> Result<()> {
         // This session's own mount, now shown at the base directory, goes from where the
         // host has it (reached through its descriptor: a hidden home may cover its path).
         if let Some(i) = binds.iter().position(|b| b.source == plan.overlay) {
-            mounts::detach(Path::new(&format!("/proc/self/fd/{}", sources[i].as_raw_fd())))?;
+            mounts::detach(Path::new(&format!(
+                "/proc/self/fd/{}",
+                sources[i].as_raw_fd()
+            )))?;
         }
     }
     drop(sources);
@@ -522,7 +525,9 @@ mod tests {
         assert!(pos("/home/me/project") < pos("/home/me/project/target"));
         assert_eq!(targets.len(), 5);
         let binds = binds(&plan());
-        let read = binds.iter().find(|b| b.target == Path::new("/home/me/.rustup"));
+        let read = binds
+            .iter()
+            .find(|b| b.target == Path::new("/home/me/.rustup"));
         assert!(read.is_some_and(|b| !b.writable));
         assert!(binds.iter().filter(|b| b.writable).count() == 4);
     }

@@ -93,9 +93,9 @@ fn unreachable(e: Errno) -> bool {
 /// Carries out one remount.
 pub fn apply(r: &Remount) -> Result<()> {
     match mount(None::<&str>, &r.point, None::<&str>, r.flags, None::<&str>) {
-        Err(e) if !unreachable(e) => Err(e).with_context(|| {
-            format!("cannot make the mount at {} safe", r.point.display())
-        }),
+        Err(e) if !unreachable(e) => {
+            Err(e).with_context(|| format!("cannot make the mount at {} safe", r.point.display()))
+        }
         _ => Ok(()),
     }
 }
@@ -150,15 +150,36 @@ mod tests {
         assert_eq!(
             plan,
             vec![
-                Remount { point: p("/"), flags: ro },
+                Remount {
+                    point: p("/"),
+                    flags: ro
+                },
                 // noexec is kept: a user namespace may not clear it.
-                Remount { point: p("/home"), flags: ro | MsFlags::MS_NOEXEC },
+                Remount {
+                    point: p("/home"),
+                    flags: ro | MsFlags::MS_NOEXEC
+                },
                 // /tmp twice: the last line (the private bind) is the one remounted, once.
-                Remount { point: p("/tmp"), flags: base },
-                Remount { point: p("/home/me/project"), flags: base },
-                Remount { point: p("/mnt/with space"), flags: ro },
-                Remount { point: p("/var/lib/x.db.run/mnt"), flags: ro },
-                Remount { point: p("/mnt/sshfs"), flags: ro },
+                Remount {
+                    point: p("/tmp"),
+                    flags: base
+                },
+                Remount {
+                    point: p("/home/me/project"),
+                    flags: base
+                },
+                Remount {
+                    point: p("/mnt/with space"),
+                    flags: ro
+                },
+                Remount {
+                    point: p("/var/lib/x.db.run/mnt"),
+                    flags: ro
+                },
+                Remount {
+                    point: p("/mnt/sshfs"),
+                    flags: ro
+                },
             ]
         );
     }
@@ -176,7 +197,10 @@ mod tests {
         let keep = vec![p("/home/me/project")];
         assert_eq!(
             foreign_sessions(INFO, &keep),
-            vec![p("/home/me/.agentfs/s.db.run/mnt"), p("/var/lib/x.db.run/mnt")]
+            vec![
+                p("/home/me/.agentfs/s.db.run/mnt"),
+                p("/var/lib/x.db.run/mnt")
+            ]
         );
     }
 }

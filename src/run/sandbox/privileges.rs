@@ -38,12 +38,12 @@ pub fn drop_to_kept() -> Result<()> {
         }
     }
     caps::clear(None, CapSet::Ambient).context("cannot clear the ambient capabilities")?;
-    caps::clear(None, CapSet::Inheritable)
-        .context("cannot clear the inheritable capabilities")?;
+    caps::clear(None, CapSet::Inheritable).context("cannot clear the inheritable capabilities")?;
     for set in [CapSet::Effective, CapSet::Permitted] {
         let now = caps::read(None, set).context("cannot read the capabilities")?;
         let left: CapsHashSet = now.intersection(&kept).copied().collect();
-        caps::set(None, set, &left).with_context(|| format!("cannot set the {set:?} capabilities"))?;
+        caps::set(None, set, &left)
+            .with_context(|| format!("cannot set the {set:?} capabilities"))?;
     }
     // SAFETY: plain prctl call.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {

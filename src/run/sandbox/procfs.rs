@@ -36,26 +36,26 @@ const LOCKED: MsFlags = MsFlags::MS_NOSUID
 
 /// Mounts /proc for this PID namespace (call it from a process inside it) and locks it down.
 pub fn set_up() -> Result<()> {
-    mount(
-        Some("proc"),
-        "/proc",
-        Some("proc"),
-        LOCKED,
-        None::<&str>,
-    )
-    .context("cannot mount a /proc of the sandbox's own")?;
+    mount(Some("proc"), "/proc", Some("proc"), LOCKED, None::<&str>)
+        .context("cannot mount a /proc of the sandbox's own")?;
     for p in READ_ONLY.iter().map(Path::new).filter(|p| p.exists()) {
-        mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .and_then(|()| {
-                mount(
-                    None::<&str>,
-                    p,
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | LOCKED,
-                    None::<&str>,
-                )
-            })
-            .with_context(|| format!("cannot make {} read-only", p.display()))?;
+        mount(
+            Some(p),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .and_then(|()| {
+            mount(
+                None::<&str>,
+                p,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | LOCKED,
+                None::<&str>,
+            )
+        })
+        .with_context(|| format!("cannot make {} read-only", p.display()))?;
     }
     for p in MASKED_FILES.iter().map(Path::new).filter(|p| p.exists()) {
         mount(
