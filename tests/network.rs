@@ -194,15 +194,10 @@ fn a_normal_user_gets_the_same_network_policies() {
     let http = http_server("127.0.0.2:0", "user through the proxy");
     let host_lo = http_server("127.0.0.1:0", "host loopback");
     let run_as_nobody = |flags: &[&str], script: &str| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(common::BIN)
-            .args(["run", "-q", "--session", "s"])
-            .args(flags)
-            .args(["--", "sh", "-c", script])
-            .current_dir(p.proj())
-            .env("AGENTFS_HOME", p.store())
-            .env("HOME", p.home());
+        let mut args = vec!["run", "-q", "--session", "s"];
+        args.extend_from_slice(flags);
+        args.extend(["--", "sh", "-c", script]);
+        let cmd = p.as_nobody(&args);
         let out = common::output_within(cmd, Duration::from_secs(120));
         assert!(
             out.status.success(),

@@ -134,9 +134,8 @@ fn git_status_commit_branch_checkout_stash() {
     );
 }
 
-#[test]
-fn make_and_cargo_build_inside() {
-    let w = Work::new();
+/// A project with a Makefile building a C program and a Cargo crate with no dependencies.
+fn write_c_and_rust_project(w: &Work) {
     common::sh_in(
         &w.proj(),
         "mkdir -p c src && printf '#include <stdio.h>\\nint main(void){puts(\"made\");return 0;}\\n' > c/hello.c \
@@ -144,6 +143,12 @@ fn make_and_cargo_build_inside() {
          && printf '[package]\\nname = \"tiny\"\\nversion = \"0.1.0\"\\nedition = \"2021\"\\n' > Cargo.toml \
          && echo 'fn main() { println!(\"built\"); }' > src/main.rs",
     );
+}
+
+#[test]
+fn make_and_cargo_build_inside() {
+    let w = Work::new();
+    write_c_and_rust_project(&w);
     let before = common::tree_snapshot(&w.proj());
     assert_eq!(w.sh("make -s && ./out/hello"), "made\n");
     // Nothing to do the second time: make sees the target newer than its source.
@@ -156,14 +161,8 @@ fn make_and_cargo_build_inside() {
 #[test]
 fn make_and_cargo_build_with_a_hidden_home_and_the_documented_reads() {
     let w = Work::new();
-    common::sh_in(
-        &w.proj(),
-        "mkdir -p c src && printf '#include <stdio.h>\\nint main(void){puts(\"made\");return 0;}\\n' > c/hello.c \
-         && printf 'out/hello: c/hello.c\\n\\tmkdir -p out && cc -o $@ $<\\n' > Makefile \
-         && printf '[package]\\nname = \"tiny\"\\nversion = \"0.1.0\"\\nedition = \"2021\"\\n' > Cargo.toml \
-         && echo 'fn main() { println!(\"built\"); }' > src/main.rs \
-         && git init -q -b main && git add -A",
-    );
+    write_c_and_rust_project(&w);
+    common::sh_in(&w.proj(), "git init -q -b main && git add -A");
     let pkg = w.top.path().join("pkg");
     for f in 0..200 {
         let dir = pkg.join(format!("mod{}", f % 10));

@@ -638,11 +638,7 @@ fn a_normal_user_meets_the_same_walls() {
     let (major, minor) = root_disk();
     let tag = format!("agentfs-user-{}", std::process::id());
     let before = common::tree_snapshot(&p.proj());
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(common::BIN)
-        .args(["run", "-q", "--session", "s", "--", "sh", "-c"])
-        .arg(format!(
+    let script = format!(
             "id -u
              echo processes=$(ls /proc | grep -c '^[0-9]')
              {probe} ptrace 1
@@ -658,11 +654,9 @@ fn a_normal_user_meets_the_same_walls() {
              touch {top}/{tag} 2>/dev/null && echo outside: ALLOWED || echo outside: denied
              {SECRET_PROBES}",
             probe = escape().display(),
-            top = p.top().display()
-        ))
-        .current_dir(p.proj())
-        .env("AGENTFS_HOME", p.store())
-        .env("HOME", p.home());
+        top = p.top().display()
+    );
+    let cmd = p.as_nobody(&["run", "-q", "--session", "s", "--", "sh", "-c", &script]);
     let out = common::output_within(cmd, Duration::from_secs(120));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
@@ -707,24 +701,29 @@ fn a_normal_user_meets_the_same_walls() {
     // The strict mode too: only what is kept under $HOME, and a deny beats an allow.
     let other = p.home().join("other-project");
     std::os::unix::fs::chown(&other, Some(65534), Some(65534)).unwrap();
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(common::BIN)
-        .args(["run", "-q", "--session", "s", "--hide-home", "--read"])
-        .arg(p.home().join(".cargo"))
-        .arg("--allow")
-        .arg(&other)
-        .arg("--deny")
-        .arg(&other)
-        .args(["--", "sh", "-c"])
-        .arg(format!(
-            "echo home=$(ls -A ~ | tr '\\n' ' '); cat ~/.cargo/bin/tool; \
-             touch {o}/x 2>/dev/null && echo other: ALLOWED || echo other: denied; {SECRET_PROBES}",
-            o = other.display()
-        ))
-        .current_dir(p.proj())
-        .env("AGENTFS_HOME", p.store())
-        .env("HOME", p.home());
+    let script = format!(
+        "echo home=$(ls -A ~ | tr '\\n' ' '); cat ~/.cargo/bin/tool; \
+         touch {o}/x 2>/dev/null && echo other: ALLOWED || echo other: denied; {SECRET_PROBES}",
+        o = other.display()
+    );
+    let (cargo, other_dir) = (p.home().join(".cargo"), other.to_str().unwrap().to_string());
+    let cmd = p.as_nobody(&[
+        "run",
+        "-q",
+        "--session",
+        "s",
+        "--hide-home",
+        "--read",
+        cargo.to_str().unwrap(),
+        "--allow",
+        &other_dir,
+        "--deny",
+        &other_dir,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     let out = common::output_within(cmd, Duration::from_secs(120));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
@@ -741,14 +740,7 @@ fn a_normal_user_meets_the_same_walls() {
     // A normal user's sandbox holds copies of the mounts that existed when it was made (it
     // may not detach them): another session's daemon still ends when its last runner does.
     let as_nobody = |session: &str, script: &str| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(common::BIN)
-            .args(["run", "-q", "--session", session, "--", "sh", "-c", script])
-            .current_dir(p.proj())
-            .env("AGENTFS_HOME", p.store())
-            .env("HOME", p.home());
-        cmd
+        p.as_nobody(&["run", "-q", "--session", session, "--", "sh", "-c", script])
     };
     // (Their mounts are the user's alone: root learns of the runners through their /tmp.)
     let first = Reap::new(

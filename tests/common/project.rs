@@ -60,6 +60,18 @@ impl Project {
         c
     }
 
+    /// `agentfs ARGS` as the user nobody (65534), in the project, with its $HOME and store.
+    pub fn as_nobody(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+            .args(args)
+            .current_dir(self.proj())
+            .env("AGENTFS_HOME", self.store())
+            .env("HOME", self.home())
+            .env_remove("PROMPT_COMMAND");
+        c
+    }
+
     /// `agentfs run -q --session s -- sh -c SCRIPT` in the project; its output.
     pub fn sh(&self, script: &str) -> Output {
         self.run(&["-q", "--session", "s", "--", "sh", "-c", script])
