@@ -610,8 +610,18 @@ fn a_stopped_daemon_of_one_session_does_not_hang_another() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "b-ran\n");
     assert!(start.elapsed() < Duration::from_secs(60));
+    // A dead one neither (its mount answers "not connected" from now on).
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
+    wait_for("the daemon to die", || {
+        agentfs::runners::process_start(daemon).is_none()
+    });
+    let out = sh_in(&p, "b", "echo b-ran-again");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "b-ran-again\n");
     drop(_cont);
     drop(a);
+    drop(common::Unmount(p.run_mount()));
     p.wait_unmounted();
 }
 
