@@ -119,7 +119,7 @@ const KNOWN_TYPES: &str = "(4096, 8192, 16384, 24576, 32768, 40960, 49152)";
 /// The journal ops SPEC.md lists.
 const KNOWN_OPS: &str = "('create', 'mknod', 'mkdir', 'symlink', 'link', 'unlink', 'rmdir', \
      'rename', 'exchange', 'write', 'truncate', 'fallocate', 'chmod', 'chown', 'utimens', \
-     'setxattr', 'removexattr')";
+     'setxattr', 'removexattr', 'apply')";
 
 const LOST_FOUND: &str = "lost+found";
 /// Mode of a `/lost+found` we create: a directory only its owner can enter.
