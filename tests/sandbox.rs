@@ -34,6 +34,16 @@ fn escape() -> &'static Path {
     })
 }
 
+/// The escape probe, copied into the project's tree: the build directory may lie under the
+/// host's /tmp, which the sandbox replaces with its own.
+fn escape_in(p: &Project) -> PathBuf {
+    let copy = p.top().join("escape-probe");
+    if !copy.exists() {
+        fs::copy(escape(), &copy).unwrap();
+    }
+    copy
+}
+
 /// Runs the escape probe on the host (as the test, root) and returns its line.
 fn on_host(args: &[&str]) -> String {
     let out = Command::new(escape()).args(args).output().unwrap();
@@ -115,7 +125,7 @@ fn processes_outside_the_sandbox_are_out_of_reach() {
              sqlite3 $AGENTFS_HOME/s.db 'CREATE TABLE pwned(x)' 2>/dev/null && echo db: ALLOWED || echo db: denied
              ls -A $AGENTFS_HOME | wc -l | sed 's/^/store-entries=/'",
             mark = host_mark.display(),
-            probe = escape().display()
+            probe = escape_in(&p).display()
         ),
     );
     let stdout = text(&out.stdout);
@@ -161,7 +171,7 @@ fn processes_outside_the_sandbox_are_out_of_reach() {
 #[test]
 fn root_keeps_dockers_capabilities_and_nothing_more() {
     let p = Project::new();
-    let probe = escape();
+    let probe = escape_in(&p);
     // On the host, as root, each probe gets through: a "denied" inside means something.
     for args in [
         &["reboot"][..],
@@ -293,7 +303,7 @@ fn dev_is_private_and_device_nodes_open_no_disk() {
          for d in /tmp /dev /dev/shm .; do
              {probe} mknod-open $d/null-node {NULL_DEV}; {probe} mknod-open $d/disk {disk}
          done",
-        probe = escape().display()
+        probe = escape_in(&p).display()
     ));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
@@ -663,7 +673,7 @@ fn a_normal_user_meets_the_same_walls() {
              echo new > created.txt && echo created: ok
              touch {top}/{tag} 2>/dev/null && echo outside: ALLOWED || echo outside: denied
              {SECRET_PROBES}",
-            probe = escape().display(),
+            probe = escape_in(&p).display(),
         top = p.top().display()
     );
     let cmd = p.as_nobody(&["run", "-q", "--session", "s", "--", "sh", "-c", &script]);
