@@ -164,6 +164,32 @@ fn allowed_names_pass_through_the_proxy_and_the_rest_is_refused_and_recorded() {
 }
 
 #[test]
+fn bad_network_flags_are_refused_before_a_session_is_made() {
+    let p = Project::new();
+    for (flags, says) in [
+        (&["--allow-domain", "bad name"][..], "is not a host name"),
+        (
+            &["--network=none", "--allow-domain", "x.org"][..],
+            "needs --network=allow",
+        ),
+        (&["--network=open"][..], "give host, none or allow"),
+    ] {
+        let mut args = vec!["-q", "--session", "fresh"];
+        args.extend_from_slice(flags);
+        args.extend(["--", "echo", "ran"]);
+        let out = p.run(&args);
+        let err = text(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{flags:?}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+        assert!(out.stdout.is_empty());
+        assert!(
+            !p.store().join("fresh.db").exists(),
+            "{flags:?} made a session"
+        );
+    }
+}
+
+#[test]
 fn network_none_leaves_only_the_sandboxs_loopback() {
     let p = Project::new();
     let port = http_server("127.0.0.1:0", "host loopback");

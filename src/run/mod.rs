@@ -356,18 +356,27 @@ fn network_policy(
     if opts.exec {
         return Ok((network::Network::Host, Vec::new()));
     }
+    let Some(chosen) = chosen_network(opts)? else {
+        return Ok(network::session_default(conn)?.unwrap_or_default());
+    };
+    network::set_session_default(conn, chosen, &opts.allow_domains)?;
+    Ok((chosen, opts.allow_domains.clone()))
+}
+
+/// The network policy the flags give, if they give one (`--allow-domain` implies allow);
+/// checked before anything is made for the run.
+fn chosen_network(opts: &RunOptions) -> Result<Option<network::Network>> {
     for d in &opts.allow_domains {
         network::check_domain(d).map_err(|e| anyhow!(e))?;
     }
     if opts.network.is_none() && opts.allow_domains.is_empty() {
-        return Ok(network::session_default(conn)?.unwrap_or_default());
+        return Ok(None);
     }
     let chosen = opts.network.unwrap_or(network::Network::Allow);
     if chosen != network::Network::Allow && !opts.allow_domains.is_empty() {
         bail!("--allow-domain needs --network=allow (it names what the proxy lets through)");
     }
-    network::set_session_default(conn, chosen, &opts.allow_domains)?;
-    Ok((chosen, opts.allow_domains.clone()))
+    Ok(Some(chosen))
 }
 
 /// Refuses a base directory no sandbox can be made over (`/`, a system tree, inside the
@@ -407,6 +416,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         check_sandbox_base(opts, base, &r.path)?;
         layout(opts, base, &stores)?;
     }
+    chosen_network(opts)?;
     let command = if opts.command.is_empty() {
         vec![std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into())]
     } else {
