@@ -507,9 +507,10 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     Ok(code)
 }
 
-/// Starts the sandbox helper, which becomes the command, and waits for it. Signals sent to
-/// the runner by other processes are passed on to the command; those from the terminal
-/// (Ctrl-C) already reach it directly, being in the same process group.
+/// Starts the sandbox helper (which starts the sandbox's init, which starts the command) and
+/// waits for it. Signals sent to the runner by other processes are passed on down the chain
+/// to the command; those from the terminal (Ctrl-C) already reach it directly, being in the
+/// same process group.
 fn spawn_and_wait(
     id: &str,
     plan: &sandbox::Plan,

@@ -175,14 +175,7 @@ fn view(plan: &Plan, argv: &[OsString]) -> Result<u8> {
         map_own_ids(uid, gid)?;
     }
     // Nothing mounted here may reach the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )
-    .context("cannot make the mount namespace private")?;
+    set_propagation(MsFlags::MS_SLAVE)?;
     record_namespace(plan)?;
     let binds = binds(plan);
     let sources = open_sources(&binds)?;
@@ -298,14 +291,7 @@ fn become_command(plan: &Plan, argv: &[OsString]) -> u8 {
 /// Builds the sandbox's mount table (in the init, inside the new PID namespace).
 fn build(plan: &Plan, user_ns: bool) -> Result<()> {
     // Host mounts made later never reach in, and nothing mounted here reaches the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .context("cannot make the mount namespace private")?;
+    set_propagation(MsFlags::MS_PRIVATE)?;
     let binds = binds(plan);
     let sources = open_sources(&binds)?;
     // Other sessions' mounts go (a copy here would keep their daemons serving after the
@@ -356,6 +342,19 @@ fn build(plan: &Plan, user_ns: bool) -> Result<()> {
         mounts::apply(&remount)?;
     }
     Ok(())
+}
+
+/// Sets the propagation of every mount of this namespace (`MS_SLAVE`: host unmounts still
+/// come in; `MS_PRIVATE`: nothing crosses either way).
+fn set_propagation(kind: MsFlags) -> Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | kind,
+        None::<&str>,
+    )
+    .context("cannot make the mount namespace private")
 }
 
 /// Opens the source of every bind before any mount is made (a later mount, the private
