@@ -9,14 +9,16 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::store::Tx;
 
 use super::ApplyError;
 use super::tree::BaseTree;
-use crate::vfs::{FileKind, Ino, Timestamp, Vfs, names, rows};
+use crate::vfs::{FileKind, Ino, JournalOp, Timestamp, Vfs, names, rows};
 
 /// The journal op of these rows: a mount of the session drops its cached view of the path.
-const OP: &str = "apply";
+const OP: JournalOp = JournalOp::Apply;
 
 /// After the base got the session's entry at `path`, where it had host inode `before`.
 pub fn forget_written(
@@ -62,7 +64,7 @@ pub fn forget_removed(vfs: &Vfs, path: &str, gone: Option<u64>) -> Result<(), Ap
 /// filesystem hands freed numbers to the next files it creates (ext4 does so at once): a
 /// row left behind would make a new base entry resolve to the old entry's copy (a file
 /// read as the directory that got its number).
-fn drop_origins_of(tx: &Transaction<'_>, host_ino: u64) -> Result<(), ApplyError> {
+fn drop_origins_of(tx: &Connection, host_ino: u64) -> Result<(), ApplyError> {
     tx.prepare_cached("DELETE FROM fs_origin WHERE base_ino = ?1")?
         .execute([host_ino as i64])?;
     Ok(())
@@ -133,7 +135,7 @@ pub fn settle_moved_dirs(vfs: &Vfs, base: &BaseTree) -> Result<Vec<String>, Appl
 }
 
 /// Drops the whiteout at `path`, journals the change and commits.
-fn finish(tx: Transaction<'_>, path: &str) -> Result<(), ApplyError> {
+fn finish(tx: Tx<'_>, path: &str) -> Result<(), ApplyError> {
     tx.prepare_cached("DELETE FROM fs_whiteout WHERE path = ?1")?
         .execute([names::to_sql(path.as_bytes())])?;
     let change = rows::Change {
@@ -148,7 +150,7 @@ fn finish(tx: Transaction<'_>, path: &str) -> Result<(), ApplyError> {
 }
 
 /// The delta directory holding `path` and the inode there, if the delta has the path.
-fn delta_lookup(tx: &Transaction<'_>, path: &str) -> Result<Option<(Ino, Ino)>, ApplyError> {
+fn delta_lookup(tx: &Connection, path: &str) -> Result<Option<(Ino, Ino)>, ApplyError> {
     let mut parent = Ino::ROOT;
     let mut cur = Ino::ROOT;
     for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -162,7 +164,7 @@ fn delta_lookup(tx: &Transaction<'_>, path: &str) -> Result<Option<(Ino, Ino)>, 
 }
 
 fn unlink(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     parent: Ino,
     path: &str,
     ino: Ino,
@@ -183,7 +185,7 @@ fn unlink(
 }
 
 /// Records that delta inode `ino` now equals the base entry at `path`.
-fn adopt(tx: &Transaction<'_>, base: &BaseTree, ino: Ino, path: &str) -> Result<(), ApplyError> {
+fn adopt(tx: &Connection, base: &BaseTree, ino: Ino, path: &str) -> Result<(), ApplyError> {
     let Some(md) = base.metadata(path)? else {
         return Ok(());
     };
@@ -214,7 +216,7 @@ fn adopt(tx: &Transaction<'_>, base: &BaseTree, ino: Ino, path: &str) -> Result<
     Ok(())
 }
 
-fn is_opaque(tx: &Transaction<'_>, dir: Ino) -> Result<bool, ApplyError> {
+fn is_opaque(tx: &Connection, dir: Ino) -> Result<bool, ApplyError> {
     Ok(tx
         .prepare_cached("SELECT 1 FROM fs_opaque WHERE ino = ?1")?
         .query_row([dir.0 as i64], |_| Ok(()))
@@ -222,7 +224,7 @@ fn is_opaque(tx: &Transaction<'_>, dir: Ino) -> Result<bool, ApplyError> {
         .is_some())
 }
 
-fn has_children(tx: &Transaction<'_>, dir: Ino) -> Result<bool, ApplyError> {
+fn has_children(tx: &Connection, dir: Ino) -> Result<bool, ApplyError> {
     Ok(tx
         .prepare_cached("SELECT 1 FROM fs_dentry WHERE parent_ino = ?1 LIMIT 1")?
         .query_row([dir.0 as i64], |_| Ok(()))
@@ -233,7 +235,7 @@ fn has_children(tx: &Transaction<'_>, dir: Ino) -> Result<bool, ApplyError> {
 /// Whether dropping delta directory `ino` would show nothing new: it is not opaque, or the
 /// base directory it hides is empty.
 fn hides_nothing(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     base: &BaseTree,
     ino: Ino,
     path: &str,

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::readahead::{self, ReadAhead};
 use crate::vfs::{
-    Attr, CopyUp, Creds, Fh, FileKind, Ino, RenameFlags, SetAttr, StatFs, Vfs, VfsError, VfsResult,
-    XattrMode,
+    Attr, CopyUp, Creds, Fh, FileKind, Ino, JournalOp, RenameFlags, SetAttr, StatFs, Vfs, VfsError,
+    VfsResult, XattrMode,
 };
 use host::{BaseStat, absent_as_none, base_attr, io_err, read_at_into};
 use whiteouts::Whiteouts;
@@ -298,6 +298,20 @@ impl Overlay {
         *self.claimed.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.whiteouts.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.forget_base_dirs();
+    }
+
+    /// Runs a change made of several steps (copy-ups, the change, whiteouts) as one
+    /// transaction. If it fails, what the caches learnt from its rolled-back steps goes too.
+    fn atomically<T>(&self, f: impl FnOnce() -> VfsResult<T>) -> VfsResult<T> {
+        let done = self.vfs.atomically(f);
+        if done.is_err() {
+            self.forget_cached_rows();
+            self.origins
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+        }
+        done
     }
 
     /// Drops the kept base directories (a directory moved or turned opaque).
@@ -879,8 +893,10 @@ impl Overlay {
         if self.base.is_none() {
             return self.vfs.create(parent, name, perm, creds);
         }
-        let (d, _) = self.prepare_create(parent, name)?;
-        let (attr, fh) = self.vfs.create(d, name, perm, creds)?;
+        let (attr, fh) = self.atomically(|| {
+            let (d, _) = self.prepare_create(parent, name)?;
+            self.vfs.create(d, name, perm, creds)
+        })?;
         Ok((self.created_attr(attr)?, self.add_handle(Handle::Delta(fh))))
     }
 
@@ -896,20 +912,26 @@ impl Overlay {
         if self.base.is_none() {
             return self.vfs.mknod(parent, name, kind, perm, rdev, creds);
         }
-        let (d, _) = self.prepare_create(parent, name)?;
-        self.created_attr(self.vfs.mknod(d, name, kind, perm, rdev, creds)?)
+        let attr = self.atomically(|| {
+            let (d, _) = self.prepare_create(parent, name)?;
+            self.vfs.mknod(d, name, kind, perm, rdev, creds)
+        })?;
+        self.created_attr(attr)
     }
 
     pub fn mkdir(&self, parent: Ino, name: &[u8], perm: u32, creds: Creds) -> VfsResult<Attr> {
         if self.base.is_none() {
             return self.vfs.mkdir(parent, name, perm, creds);
         }
-        let (d, was_whiteout) = self.prepare_create(parent, name)?;
-        let attr = self.vfs.mkdir(d, name, perm, creds)?;
-        if was_whiteout {
-            self.vfs.set_opaque(attr.ino)?;
-            self.forget_base_dirs();
-        }
+        let attr = self.atomically(|| {
+            let (d, was_whiteout) = self.prepare_create(parent, name)?;
+            let attr = self.vfs.mkdir(d, name, perm, creds)?;
+            if was_whiteout {
+                self.vfs.set_opaque(attr.ino)?;
+                self.forget_base_dirs();
+            }
+            Ok(attr)
+        })?;
         self.created_attr(attr)
     }
 
@@ -923,17 +945,22 @@ impl Overlay {
         if self.base.is_none() {
             return self.vfs.symlink(parent, name, target, creds);
         }
-        let (d, _) = self.prepare_create(parent, name)?;
-        self.created_attr(self.vfs.symlink(d, name, target, creds)?)
+        let attr = self.atomically(|| {
+            let (d, _) = self.prepare_create(parent, name)?;
+            self.vfs.symlink(d, name, target, creds)
+        })?;
+        self.created_attr(attr)
     }
 
     pub fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> VfsResult<Attr> {
         if self.base.is_none() {
             return self.vfs.link(ino, new_parent, new_name);
         }
-        let src = self.copy_up_for(&self.resolve(ino)?, CopyFor::Metadata)?;
-        let (d, _) = self.prepare_create(new_parent, new_name)?;
-        let attr = self.vfs.link(src, d, new_name)?;
+        let attr = self.atomically(|| {
+            let src = self.copy_up_for(&self.resolve(ino)?, CopyFor::Metadata)?;
+            let (d, _) = self.prepare_create(new_parent, new_name)?;
+            self.vfs.link(src, d, new_name)
+        })?;
         self.delta_attr(attr)
     }
 
@@ -971,7 +998,11 @@ impl Overlay {
             if journaled {
                 self.set_whiteout(&path, true)?;
             } else {
-                let op = if dir { "rmdir" } else { "unlink" };
+                let op = if dir {
+                    JournalOp::Rmdir
+                } else {
+                    JournalOp::Unlink
+                };
                 let shown_at = join(&self.path_of(&parent_node)?, name);
                 self.vfs.delete_base_path(&path, &shown_at, op)?;
                 self.note_whiteout(&path, true);
@@ -984,14 +1015,14 @@ impl Overlay {
         if self.base.is_none() {
             return self.vfs.unlink(parent, name);
         }
-        self.remove(parent, name, false)
+        self.atomically(|| self.remove(parent, name, false))
     }
 
     pub fn rmdir(&self, parent: Ino, name: &[u8]) -> VfsResult<()> {
         if self.base.is_none() {
             return self.vfs.rmdir(parent, name);
         }
-        self.remove(parent, name, true)
+        self.atomically(|| self.remove(parent, name, true))
     }
 
     pub fn rename(
@@ -1005,11 +1036,13 @@ impl Overlay {
         if self.base.is_none() {
             return self.vfs.rename(parent, name, new_parent, new_name, flags);
         }
-        let moved = if flags.exchange {
-            self.exchange(parent, name, new_parent, new_name, flags)
-        } else {
-            self.move_entry(parent, name, new_parent, new_name, flags)
-        };
+        let moved = self.atomically(|| {
+            if flags.exchange {
+                self.exchange(parent, name, new_parent, new_name, flags)
+            } else {
+                self.move_entry(parent, name, new_parent, new_name, flags)
+            }
+        });
         // Whatever moved (or turned opaque) may change the base directory a delta one shows.
         self.forget_base_dirs();
         moved
@@ -1145,8 +1178,11 @@ impl Overlay {
             Some(_) => CopyFor::Data,
             None => CopyFor::Metadata,
         };
-        let d = self.copy_up_for(&self.resolve(ino)?, reason)?;
-        self.delta_attr(self.vfs.setattr(d, set)?)
+        let attr = self.atomically(|| {
+            let d = self.copy_up_for(&self.resolve(ino)?, reason)?;
+            self.vfs.setattr(d, set)
+        })?;
+        self.delta_attr(attr)
     }
 
     fn next_handle(&self) -> u64 {
@@ -1318,8 +1354,10 @@ impl Overlay {
     }
 
     pub fn fallocate(&self, ino: Ino, offset: u64, len: u64, mode: i32) -> VfsResult<()> {
-        let d = self.copy_up(&self.resolve(ino)?)?;
-        self.vfs.fallocate(d, offset, len, mode)
+        self.atomically(|| {
+            let d = self.copy_up(&self.resolve(ino)?)?;
+            self.vfs.fallocate(d, offset, len, mode)
+        })
     }
 
     pub fn fsync(&self) -> VfsResult<()> {
@@ -1331,8 +1369,10 @@ impl Overlay {
     }
 
     pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> VfsResult<()> {
-        let d = self.copy_up_for(&self.resolve(ino)?, CopyFor::Metadata)?;
-        self.vfs.setxattr(d, name, value, mode)
+        self.atomically(|| {
+            let d = self.copy_up_for(&self.resolve(ino)?, CopyFor::Metadata)?;
+            self.vfs.setxattr(d, name, value, mode)
+        })
     }
 
     pub fn getxattr(&self, ino: Ino, name: &[u8]) -> VfsResult<Vec<u8>> {

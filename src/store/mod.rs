@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+mod tx;
 mod wal_batch;
+
+pub use tx::{Begin, Tx};
 
 /// Format version this binary writes, kept in `PRAGMA user_version`.
 pub const FORMAT_VERSION: i64 = 6;
@@ -73,6 +76,10 @@ pub enum StoreError {
     CorruptData(rusqlite::Error),
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
+    /// An operation asked for the writer connection while this thread's scope had lent it to
+    /// another operation (a bug in agentfs, reported instead of waiting on itself forever).
+    #[error("internal error: the session's writer connection was asked for twice by one operation")]
+    WriterInUse,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -163,15 +170,13 @@ impl Store {
 
     /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so a
     /// read-then-write operation never fails half-way with SQLITE_BUSY.
-    pub fn write_tx(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
-        self.conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+    pub fn write_tx(&mut self) -> rusqlite::Result<Tx<'_>> {
+        Tx::begin(&self.conn, Begin::Immediate)
     }
 
     /// Starts a read transaction: one consistent snapshot for a multi-statement read.
-    pub fn read_tx(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
-        self.conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
+    pub fn read_tx(&mut self) -> rusqlite::Result<Tx<'_>> {
+        Tx::begin(&self.conn, Begin::Deferred)
     }
 
     /// Gives free pages back to the filesystem, so a session shrinks when its files go.

@@ -6,6 +6,7 @@
 
 pub(crate) mod data;
 pub mod error;
+pub mod journal;
 pub mod names;
 pub mod pool;
 pub(crate) mod rows;
@@ -21,6 +22,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::store::{OpenMode, Store};
 pub use error::{VfsError, VfsResult};
+pub use journal::JournalOp;
 use rows::Change;
 pub use types::*;
 
@@ -152,6 +154,17 @@ impl Vfs {
     fn writer(&self) -> VfsResult<pool::Pooled<'_>> {
         self.touch_activity();
         Ok(self.pool.writer()?)
+    }
+
+    /// Runs `f`, whose operations on this thread then commit together or not at all: for a
+    /// change made of several operations (the overlay's copy-ups, rename and whiteouts), so
+    /// that a crash or another process never sees half of it.
+    pub fn atomically<T>(&self, f: impl FnOnce() -> VfsResult<T>) -> VfsResult<T> {
+        self.touch_activity();
+        let scope = self.pool.scope()?;
+        let value = f()?;
+        scope.commit()?;
+        Ok(value)
     }
 
     fn files(&self) -> std::sync::MutexGuard<'_, OpenFiles> {
@@ -462,10 +475,10 @@ impl Vfs {
         rows::touch_dir(&tx, parent, now)?;
         let path = rows::child_path(&tx, parent, name)?;
         let op = match kind {
-            FileKind::File => "create",
-            FileKind::Dir => "mkdir",
-            FileKind::Symlink => "symlink",
-            _ => "mknod",
+            FileKind::File => JournalOp::Create,
+            FileKind::Dir => JournalOp::Mkdir,
+            FileKind::Symlink => JournalOp::Symlink,
+            _ => JournalOp::Mknod,
         };
         rows::journal_at(&tx, runner, now, op, ino, path.as_deref())?;
         let attr = rows::attr(&tx, ino)?;
@@ -510,7 +523,7 @@ impl Vfs {
                 let (ino, written_at) = self.insert_copy(tx, parent, name, c)?;
                 if let Some(at) = written_at {
                     if self.starts_write_burst(ino) {
-                        rows::journal_ino(tx, self.runner(), at, "write", ino)?;
+                        rows::journal_ino(tx, self.runner(), at, JournalOp::Write, ino)?;
                     }
                     return Ok(ino);
                 }
@@ -669,7 +682,12 @@ impl Vfs {
     /// (`unlink` or `rmdir`) in the same transaction.
     /// `journal_path` is where the user saw it (it differs from `path` inside a directory
     /// moved within the session).
-    pub fn delete_base_path(&self, path: &[u8], journal_path: &[u8], op: &str) -> VfsResult<()> {
+    pub fn delete_base_path(
+        &self,
+        path: &[u8],
+        journal_path: &[u8],
+        op: JournalOp,
+    ) -> VfsResult<()> {
         self.whiteout_change(path, true, Some((op, journal_path)))
     }
 
@@ -677,7 +695,7 @@ impl Vfs {
         &self,
         path: &[u8],
         whiteout: bool,
-        op: Option<(&str, &[u8])>,
+        op: Option<(JournalOp, &[u8])>,
     ) -> VfsResult<()> {
         let now = Timestamp::now();
         let runner = self.runner();
@@ -907,7 +925,7 @@ impl Vfs {
         tx.prepare_cached("DELETE FROM fs_orphan WHERE ino = ?1")?
             .execute([ino.0 as i64])?;
         let path = rows::child_path(&tx, new_parent, new_name)?;
-        rows::journal_at(&tx, runner, now, "link", ino, path.as_deref())?;
+        rows::journal_at(&tx, runner, now, JournalOp::Link, ino, path.as_deref())?;
         let attr = rows::attr(&tx, ino)?;
         tx.commit()?;
         Ok(attr)
@@ -952,7 +970,7 @@ impl Vfs {
         rows::delete_dentry(&tx, parent, name)?;
         Self::drop_link(&tx, self.is_open(ino), ino, now)?;
         rows::touch_dir(&tx, parent, now)?;
-        rows::journal_at(&tx, runner, now, "unlink", ino, path.as_deref())?;
+        rows::journal_at(&tx, runner, now, JournalOp::Unlink, ino, path.as_deref())?;
         tx.commit()?;
         self.after_free(&mut store)?;
         Ok(())
@@ -988,7 +1006,7 @@ impl Vfs {
         rows::purge_inode(&tx, ino)?;
         rows::add_nlink(&tx, parent, -1, None)?;
         rows::touch_dir(&tx, parent, now)?;
-        rows::journal_at(&tx, runner, now, "rmdir", ino, path.as_deref())?;
+        rows::journal_at(&tx, runner, now, JournalOp::Rmdir, ino, path.as_deref())?;
         tx.commit()?;
         self.after_free(&mut store)?;
         Ok(())
@@ -1105,7 +1123,11 @@ impl Vfs {
         if new_parent != parent {
             rows::touch_dir(&tx, new_parent, now)?;
         }
-        let op = if flags.exchange { "exchange" } else { "rename" };
+        let op = if flags.exchange {
+            JournalOp::Exchange
+        } else {
+            JournalOp::Rename
+        };
         rows::journal(
             &tx,
             runner,
@@ -1191,15 +1213,15 @@ impl Vfs {
         }
         rows::touch_ctime(&tx, ino, now)?;
         let op = if set.size.is_some() {
-            "truncate"
+            JournalOp::Truncate
         } else if set.mode.is_some() {
-            "chmod"
+            JournalOp::Chmod
         } else if set.uid.is_some() || set.gid.is_some() {
-            "chown"
+            JournalOp::Chown
         } else if set.kill_suidgid {
-            "chmod"
+            JournalOp::Chmod
         } else {
-            "utimens"
+            JournalOp::Utimens
         };
         rows::journal_ino(&tx, runner, now, op, ino)?;
         let attr = rows::attr(&tx, ino)?;
@@ -1468,7 +1490,7 @@ impl Vfs {
                 .execute([ino.0 as i64])?;
         }
         if journal_it {
-            rows::journal_ino(tx, self.runner(), now, "write", ino)?;
+            rows::journal_ino(tx, self.runner(), now, JournalOp::Write, ino)?;
         }
         Ok(())
     }
@@ -1549,7 +1571,7 @@ impl Vfs {
         } else {
             return Ok(());
         }
-        rows::journal_ino(&tx, runner, now, "fallocate", ino)?;
+        rows::journal_ino(&tx, runner, now, JournalOp::Fallocate, ino)?;
         tx.commit()?;
         Ok(())
     }
@@ -1697,7 +1719,7 @@ impl Vfs {
         )?
         .execute(params![ino.0 as i64, names::to_sql(name), value])?;
         rows::touch_ctime(&tx, ino, now)?;
-        rows::journal_ino(&tx, runner, now, "setxattr", ino)?;
+        rows::journal_ino(&tx, runner, now, JournalOp::Setxattr, ino)?;
         tx.commit()?;
         Ok(())
     }
@@ -1749,7 +1771,7 @@ impl Vfs {
             return Err(VfsError::NoAttr);
         }
         rows::touch_ctime(&tx, ino, now)?;
-        rows::journal_ino(&tx, runner, now, "removexattr", ino)?;
+        rows::journal_ino(&tx, runner, now, JournalOp::Removexattr, ino)?;
         tx.commit()?;
         Ok(())
     }

@@ -4,6 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::{VfsError, VfsResult};
+use super::journal::JournalOp;
 use super::names;
 use super::types::{Attr, FileKind, Ino, Timestamp};
 
@@ -271,7 +272,7 @@ pub fn child_path(conn: &Connection, parent: Ino, name: &[u8]) -> VfsResult<Opti
 
 /// One row of the change journal.
 pub struct Change<'a> {
-    pub op: &'a str,
+    pub op: JournalOp,
     pub ino: Option<Ino>,
     pub path: Option<&'a [u8]>,
     pub old_path: Option<&'a [u8]>,
@@ -282,7 +283,7 @@ pub fn journal_at(
     conn: &Connection,
     runner: Option<i64>,
     now: Timestamp,
-    op: &str,
+    op: JournalOp,
     ino: Ino,
     path: Option<&[u8]>,
 ) -> VfsResult<()> {
@@ -300,7 +301,7 @@ pub fn journal_ino(
     conn: &Connection,
     runner: Option<i64>,
     now: Timestamp,
-    op: &str,
+    op: JournalOp,
     ino: Ino,
 ) -> VfsResult<()> {
     let path = path_of(conn, ino)?;
@@ -320,7 +321,7 @@ pub fn journal(
     stmt.execute(params![
         now.as_nanos(),
         runner,
-        c.op,
+        c.op.as_str(),
         c.ino.map(|i| i.0 as i64),
         c.path.map(names::to_sql),
         c.old_path.map(names::to_sql),
