@@ -312,3 +312,73 @@ impl Drop for Pooled<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> (tempfile::TempDir, Pool) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), OpenMode::Create).unwrap();
+        store
+            .conn
+            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        (dir, Pool::new(store))
+    }
+
+    fn count(pool: &Pool) -> i64 {
+        let c = pool.get().unwrap();
+        c.conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn insert(pool: &Pool) {
+        let mut w = pool.writer().unwrap();
+        let tx = w.write_tx().unwrap();
+        tx.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_scope_shows_its_thread_what_it_wrote_and_other_threads_nothing_until_it_commits() {
+        let (_dir, pool) = pool();
+        let scope = pool.scope().unwrap();
+        insert(&pool);
+        insert(&pool);
+        assert_eq!(count(&pool), 2, "the scope's own reads miss its writes");
+        std::thread::scope(|t| {
+            let seen = t.spawn(|| count(&pool)).join().unwrap();
+            assert_eq!(seen, 0, "another thread saw an uncommitted scope");
+        });
+        scope.commit().unwrap();
+        std::thread::scope(|t| assert_eq!(t.spawn(|| count(&pool)).join().unwrap(), 2));
+    }
+
+    #[test]
+    fn a_dropped_scope_rolls_back_and_gives_the_writer_back() {
+        let (_dir, pool) = pool();
+        {
+            let _scope = pool.scope().unwrap();
+            insert(&pool);
+            {
+                let inner = pool.scope().unwrap();
+                insert(&pool);
+                drop(inner);
+            }
+            assert_eq!(count(&pool), 1, "the inner scope's rollback undid too much");
+        }
+        assert_eq!(count(&pool), 0);
+        insert(&pool);
+        assert_eq!(count(&pool), 1);
+    }
+
+    #[test]
+    fn asking_for_the_writer_while_the_scope_lent_it_out_is_an_error_not_a_deadlock() {
+        let (_dir, pool) = pool();
+        let _scope = pool.scope().unwrap();
+        let _held = pool.writer().unwrap();
+        assert!(matches!(pool.writer(), Err(StoreError::WriterInUse)));
+    }
+}
