@@ -269,6 +269,19 @@ pub fn serve(
         let (vfs, stop) = (vfs.clone(), stop.clone());
         std::thread::spawn(move || maintain(&vfs, &stop))
     };
+    let db_watch = {
+        let db = vfs.store().ok().map(|s| s.path.clone());
+        let (vfs, stop, dir) = (vfs.clone(), stop.clone(), dir.clone());
+        let ending = ending.clone();
+        db.and_then(|db| database_identity(&db).map(|id| (db, id)))
+            .map(|(db, id)| {
+                std::thread::spawn(move || {
+                    if unmount_if_database_goes(&db, id, &dir, &stop) {
+                        end_if_held_elsewhere(&vfs, &ending);
+                    }
+                })
+            })
+    };
     let runners_watch = config.runners_lock.clone().map(|lock| {
         let (vfs, stop, unmounter) = (vfs.clone(), stop.clone(), session.unmount_callable());
         std::thread::spawn(move || {
@@ -283,6 +296,9 @@ pub fn serve(
     let _ = watcher.join();
     let _ = maintainer.join();
     if let Some(w) = runners_watch {
+        let _ = w.join();
+    }
+    if let Some(w) = db_watch {
         let _ = w.join();
     }
     result.with_context(|| format!("serving {} failed", dir.display()))?;
@@ -303,6 +319,44 @@ fn maintain(vfs: &Vfs, stop: &AtomicBool) {
         }
         std::thread::sleep(MAINTAIN_INTERVAL);
     }
+}
+
+/// How often a mount checks that its session database is still where it was opened.
+const DATABASE_WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The device and inode of a database file, which tell whether the path still names it.
+fn database_identity(db: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(db).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Unmounts when the session database is deleted or replaced under the mount: its changes
+/// would go to a file nobody can open again, and the daemon would serve forever. True if
+/// it unmounted.
+fn unmount_if_database_goes(
+    db: &Path,
+    opened: (u64, u64),
+    dir: &Path,
+    stop: &AtomicBool,
+) -> bool {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(DATABASE_WATCH_INTERVAL);
+        if database_identity(db) == Some(opened) {
+            continue;
+        }
+        eprintln!(
+            "agentfs: the session database {} was deleted or replaced; unmounting \
+             (changes made from now on could not be kept)",
+            db.display()
+        );
+        // Lazily: a file held open there must not keep the mount, nor the daemon, alive.
+        if let Err(e) = detach(dir, true) {
+            eprintln!("agentfs: unmount failed: {e:#}");
+            return false;
+        }
+        return true;
+    }
+    false
 }
 
 /// How often the shared mount of `agentfs run` checks whether any runner is left.
@@ -557,19 +611,9 @@ pub fn notify_parent(result: Result<(), String>) {
     }
 }
 
-/// How long `unmount` waits for the daemon to finish writing the session after unmounting.
-const DAEMON_EXIT_WAIT: Duration = Duration::from_secs(60);
-
-/// Unmounts the FUSE mount at `dir`. `lazy` detaches it even while files there are in use.
-/// For an agentfs mount it then waits until the daemon has finished writing the session, so
-/// the database is complete and compacted when this returns.
-pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
-    let Some(mount) = fuse_mount_at(dir) else {
-        bail!(
-            "{} is not a FUSE mount point; nothing to unmount",
-            dir.display()
-        );
-    };
+/// Takes the FUSE mount at `dir` off the tree (`lazy`: even while files there are in use),
+/// as root directly, otherwise through fusermount3.
+fn detach(dir: &Path, lazy: bool) -> Result<()> {
     let target = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
@@ -604,6 +648,23 @@ pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// How long `unmount` waits for the daemon to finish writing the session after unmounting.
+const DAEMON_EXIT_WAIT: Duration = Duration::from_secs(60);
+
+/// Unmounts the FUSE mount at `dir`. `lazy` detaches it even while files there are in use.
+/// For an agentfs mount it then waits until the daemon has finished writing the session, so
+/// the database is complete and compacted when this returns.
+pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
+    let Some(mount) = fuse_mount_at(dir) else {
+        bail!(
+            "{} is not a FUSE mount point; nothing to unmount",
+            dir.display()
+        );
+    };
+    detach(dir, lazy)?;
     if let Some(pid) = mount.agentfs_pid() {
         wait_for_exit(pid, DAEMON_EXIT_WAIT);
     }

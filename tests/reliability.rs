@@ -426,3 +426,41 @@ fn rm_rf_of_a_big_tree_gives_the_space_back_while_mounted() {
         now >> 20
     );
 }
+
+/// Whether a process runs (and is not a zombie).
+fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+}
+
+fn is_mounted(dir: &Path) -> bool {
+    let dir = fs::canonicalize(dir).unwrap();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()))
+}
+
+#[test]
+fn a_mount_whose_database_is_deleted_unmounts_and_its_daemon_exits() {
+    let top = tempfile::tempdir().unwrap();
+    let home = top.path().join("home");
+    let mnt = top.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    agentfs(&home, &["init", "s"]);
+    let pid = mount(&home, &mnt);
+    let _guard = Unmount(mnt.clone());
+    fs::write(mnt.join("f"), b"x").unwrap();
+    // A file held open on the mount keeps the kernel's session after a lazy unmount: the
+    // daemon must end anyway.
+    let _held = fs::File::open(mnt.join("f")).unwrap();
+    for f in ["s.db", "s.db-wal", "s.db-shm"] {
+        let _ = fs::remove_file(home.join(f));
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (alive(pid) || is_mounted(&mnt)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!is_mounted(&mnt), "the mount stayed after its database was deleted");
+    assert!(!alive(pid), "the daemon still runs after its database was deleted");
+}
