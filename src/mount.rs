@@ -333,12 +333,7 @@ fn database_identity(db: &Path) -> Option<(u64, u64)> {
 /// Unmounts when the session database is deleted or replaced under the mount: its changes
 /// would go to a file nobody can open again, and the daemon would serve forever. True if
 /// it unmounted.
-fn unmount_if_database_goes(
-    db: &Path,
-    opened: (u64, u64),
-    dir: &Path,
-    stop: &AtomicBool,
-) -> bool {
+fn unmount_if_database_goes(db: &Path, opened: (u64, u64), dir: &Path, stop: &AtomicBool) -> bool {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(DATABASE_WATCH_INTERVAL);
         if database_identity(db) == Some(opened) {

@@ -429,8 +429,11 @@ fn rm_rf_of_a_big_tree_gives_the_space_back_while_mounted() {
 
 /// Whether a process runs (and is not a zombie).
 fn alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
 }
 
 fn is_mounted(dir: &Path) -> bool {
@@ -461,6 +464,12 @@ fn a_mount_whose_database_is_deleted_unmounts_and_its_daemon_exits() {
     while (alive(pid) || is_mounted(&mnt)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!is_mounted(&mnt), "the mount stayed after its database was deleted");
-    assert!(!alive(pid), "the daemon still runs after its database was deleted");
+    assert!(
+        !is_mounted(&mnt),
+        "the mount stayed after its database was deleted"
+    );
+    assert!(
+        !alive(pid),
+        "the daemon still runs after its database was deleted"
+    );
 }

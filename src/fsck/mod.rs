@@ -27,7 +27,6 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 pub use repairs::repair;
 pub use rules::check;
 
-
 /// Problems of one check listed one by one; more are summed up in one extra problem.
 pub const MAX_PER_KIND: usize = 100;
 
@@ -116,7 +115,6 @@ pub struct Report {
     pub repaired: Vec<String>,
 }
 
-
 fn root_mode(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     conn.query_row("SELECT mode FROM fs_inode WHERE ino = 1", [], |r| r.get(0))
         .optional()
@@ -173,4 +171,3 @@ fn show_name(v: ValueRef<'_>) -> String {
         ValueRef::Real(f) => f.to_string(),
     }
 }
-

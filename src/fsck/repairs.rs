@@ -408,4 +408,3 @@ impl Repairer<'_> {
         Ok(Some(ino))
     }
 }
-

@@ -9,7 +9,6 @@ pub(super) const IS_LNK: &str = "(mode & 61440) = 40960";
 /// FIFO, char device, directory, block device, regular file, symlink, socket.
 pub(super) const KNOWN_TYPES: &str = "(4096, 8192, 16384, 24576, 32768, 40960, 49152)";
 
-
 pub(super) const LOST_FOUND: &str = "lost+found";
 /// Mode of a `/lost+found` we create: a directory only its owner can enter.
 pub(super) const LOST_FOUND_MODE: i64 = 0o040700;
@@ -62,7 +61,8 @@ pub(super) const ORPHAN_CHUNK: &str = "NOT EXISTS (SELECT 1 FROM fs_inode i WHER
 /// `fs_data` rows (alias `f`, joined with its regular file `i`) past the end of the file;
 /// `?1` is the chunk size.
 /// Files with a negative size are left alone (reported as such).
-pub(super) const BEYOND_SIZE: &str = "i.size >= 0 AND (f.chunk_index < 0 OR f.chunk_index * ?1 >= i.size)";
+pub(super) const BEYOND_SIZE: &str =
+    "i.size >= 0 AND (f.chunk_index < 0 OR f.chunk_index * ?1 >= i.size)";
 
 /// Chunks (alias `f`, file `i`) longer than their place in the file allows; `?1` chunk size.
 pub(super) const TOO_LONG_CHUNK: &str = "f.chunk_index >= 0 AND f.chunk_index * ?1 < i.size \
@@ -119,8 +119,6 @@ pub(super) fn cycle_dirs_sql() -> String {
     )
 }
 
-
 pub(super) fn missing_inode(col: &str) -> String {
     format!("NOT EXISTS (SELECT 1 FROM fs_inode i WHERE i.ino = {col})")
 }
-

@@ -503,8 +503,28 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     if let Err(e) = runners::finish(&store.conn, runner, Some(i32::from(code))) {
         eprintln!("agentfs: cannot record the end of runner {runner}: {e}");
     }
+    wait_for_shared_mount(&store.conn, &run_dir);
     status?;
     Ok(code)
+}
+
+/// How long the last runner waits for the shared mount to end.
+const SHARED_MOUNT_END_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The last runner to leave waits until the shared mount has ended (its daemon has written
+/// all of the session), so a command that follows, such as `agentfs apply`, finds the
+/// session free instead of "in use". Returns at once when another runner is still there.
+fn wait_for_shared_mount(conn: &rusqlite::Connection, run_dir: &Path) {
+    let Some(pid) = mount::fuse_mount_at(&run_dir.join("mnt")).and_then(|m| m.agentfs_pid()) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + SHARED_MOUNT_END_WAIT;
+    while mount::process_running(pid) && std::time::Instant::now() < deadline {
+        if runners::live(conn).map_or(true, |l| !l.is_empty()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Starts the sandbox helper (which starts the sandbox's init, which starts the command) and
