@@ -421,6 +421,12 @@ impl Overlay {
     }
 
     fn delta_attr(&self, mut attr: Attr) -> VfsResult<Attr> {
+        // A directory merged with a base directory has subdirectories on both sides: its
+        // link count is not known without listing it, so it says 1, as overlayfs does,
+        // which tells tools such as find not to count on it.
+        if attr.kind == FileKind::Dir && self.base_dir_of(&Node::Delta(attr.ino))?.is_some() {
+            attr.nlink = 1;
+        }
         if self.base.is_some() && attr.ino != Ino::ROOT {
             attr.ino = match self.origin_of(attr.ino)? {
                 Some(b) => Ino(b),
@@ -720,6 +726,19 @@ impl Overlay {
     }
 
     /// The parent directory's node id, for "..".
+    /// Whether node `node` is directory `dir` or lies below it.
+    fn is_within(&self, mut node: Ino, dir: Ino) -> VfsResult<bool> {
+        loop {
+            if node == dir {
+                return Ok(true);
+            }
+            if node == Ino::ROOT {
+                return Ok(false);
+            }
+            node = self.parent_of(node)?;
+        }
+    }
+
     pub fn parent_of(&self, dir: Ino) -> VfsResult<Ino> {
         match self.resolve(dir)? {
             Node::Delta(d) => {
@@ -1059,9 +1078,22 @@ impl Overlay {
     ) -> VfsResult<()> {
         let src = self.exists(parent, name)?.ok_or(VfsError::NotFound)?;
         let dst = self.exists(new_parent, new_name)?;
+        if dst.is_some() && flags.noreplace {
+            return Err(VfsError::Exists);
+        }
+        // As the kernel checks between two directories, before the kinds: a directory
+        // cannot go below itself, nor anything replace a directory it lies below.
+        let across = parent != new_parent;
+        if across && src.kind == FileKind::Dir && self.is_within(new_parent, src.ino)? {
+            return Err(VfsError::Invalid);
+        }
         if let Some(d) = &dst {
-            if flags.noreplace {
-                return Err(VfsError::Exists);
+            if across && d.kind == FileKind::Dir && self.is_within(parent, d.ino)? {
+                return Err(VfsError::NotEmpty);
+            }
+            if d.ino == src.ino {
+                // Both names are one file: rename(2) does nothing.
+                return Ok(());
             }
             match (src.kind == FileKind::Dir, d.kind == FileKind::Dir) {
                 (true, false) => return Err(VfsError::NotDir),
