@@ -1,8 +1,14 @@
-//! The change journal's operations (`fs_change.op`): one type for everything that writes or
-//! checks the journal, so a new op cannot be written without fsck knowing it.
+//! The change journal (`fs_change`): its operations, who a change is made for, reading it back.
+//!
+//! The operations (`fs_change.op`) are one type for everything that writes or checks the
+//! journal, so a new op cannot be written without fsck knowing it.
 
 use std::fmt;
 use std::str::FromStr;
+
+use rusqlite::params;
+
+use super::{Ino, JournalRow, Vfs, VfsResult, names};
 
 /// One kind of change the journal records (SPEC.md, "fs_change").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,6 +107,81 @@ impl FromStr for JournalOp {
             .into_iter()
             .find(|op| op.as_str() == s)
             .ok_or_else(|| UnknownOp(s.to_owned()))
+    }
+}
+
+thread_local! {
+    /// The runner of the request this thread is serving (a frontend serves one request per
+    /// thread at a time, and the runner differs from request to request).
+    static REQUEST_RUNNER: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// While alive, changes made on this thread are recorded in the journal as made by a runner
+/// (a row of `fs_runner`), whatever the instance-wide runner is.
+pub struct RunnerScope {
+    previous: Option<i64>,
+}
+
+impl RunnerScope {
+    pub fn enter(runner: Option<i64>) -> RunnerScope {
+        RunnerScope {
+            previous: REQUEST_RUNNER.replace(runner),
+        }
+    }
+}
+
+impl Drop for RunnerScope {
+    fn drop(&mut self) {
+        REQUEST_RUNNER.set(self.previous);
+    }
+}
+
+impl Vfs {
+    /// The runner the current change is made for: the one of the request being served on
+    /// this thread (see [`RunnerScope`]).
+    pub(super) fn runner(&self) -> Option<i64> {
+        REQUEST_RUNNER.get()
+    }
+
+    /// The newest journal sequence number (0 for an empty journal).
+    pub fn last_change_seq(&self) -> VfsResult<i64> {
+        Ok(self.store()?.conn.query_row(
+            "SELECT coalesce(max(seq), 0) FROM fs_change",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Journal rows after `seq` written by other processes, oldest first, at most `limit`:
+    /// what a mount must invalidate in the kernel's caches.
+    pub fn foreign_changes_since(&self, seq: i64, limit: usize) -> VfsResult<Vec<JournalRow>> {
+        let store = self.store()?;
+        let mut stmt = store.conn.prepare_cached(
+            "SELECT seq, ino, path, old_path FROM fs_change \
+             WHERE seq > ?1 AND pid IS NOT ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let opt_name = |v: rusqlite::types::ValueRef<'_>| match v {
+            rusqlite::types::ValueRef::Null => Ok(None),
+            other => names::from_sql(other).map(Some),
+        };
+        let rows = stmt
+            .query_map(
+                params![
+                    seq,
+                    std::process::id() as i64,
+                    limit.min(i64::MAX as usize) as i64
+                ],
+                |r| {
+                    Ok(JournalRow {
+                        seq: r.get(0)?,
+                        ino: r.get::<_, Option<i64>>(1)?.map(|i| Ino(i as u64)),
+                        path: opt_name(r.get_ref(2)?)?,
+                        old_path: opt_name(r.get_ref(3)?)?,
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 }
 
