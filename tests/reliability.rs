@@ -473,3 +473,156 @@ fn a_mount_whose_database_is_deleted_unmounts_and_its_daemon_exits() {
         "the daemon still runs after its database was deleted"
     );
 }
+
+/// A change to a base entry in the overlay crash test.
+#[derive(Debug, Clone)]
+enum BaseChange {
+    Rename(String, String),
+    Remove(String),
+}
+
+/// How far a change got before the daemon was killed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reached {
+    NotStarted,
+    /// Sent, and no answer came back: it may or may not have been made.
+    InFlight,
+    Acknowledged,
+}
+
+/// A base tree for the overlay crash test, and one change for each of its entries: files
+/// renamed or deleted, directories (with files and a subdirectory) renamed, empty ones removed.
+fn crash_base(base: &Path, rng: &mut Rng) -> Vec<BaseChange> {
+    let mut changes = Vec::new();
+    for k in 0..12 {
+        fs::create_dir_all(base).unwrap();
+        fs::write(base.join(format!("t{k}")), format!("file {k}\n")).unwrap();
+        changes.push(match rng.below(2) {
+            0 => BaseChange::Rename(format!("t{k}"), format!("u{k}")),
+            _ => BaseChange::Remove(format!("t{k}")),
+        });
+    }
+    for k in 0..5 {
+        let d = base.join(format!("d{k}"));
+        fs::create_dir_all(d.join("sub")).unwrap();
+        fs::write(d.join("f"), format!("in d{k}\n")).unwrap();
+        fs::write(d.join("sub/g"), format!("deep in d{k}\n")).unwrap();
+        changes.push(BaseChange::Rename(format!("d{k}"), format!("e{k}")));
+        fs::create_dir(base.join(format!("z{k}"))).unwrap();
+        changes.push(BaseChange::Remove(format!("z{k}")));
+    }
+    // Shuffled, so kills land between every kind of change.
+    for i in (1..changes.len()).rev() {
+        changes.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    changes
+}
+
+/// Whether `path` shows in the overlay of `db` over `base`, read without a kernel.
+fn in_overlay(overlay: &agentfs::overlay::Overlay, path: &str) -> bool {
+    let mut at = agentfs::vfs::Ino::ROOT;
+    for c in path.split('/') {
+        match overlay.lookup(at, c.as_bytes()) {
+            Ok(a) => at = a.ino,
+            Err(agentfs::vfs::VfsError::NotFound) => return false,
+            Err(e) => panic!("looking up {path}: {e}"),
+        }
+    }
+    true
+}
+
+#[test]
+fn killing_the_daemon_while_base_entries_move_and_go_leaves_each_in_one_place() {
+    let rounds: u64 = std::env::var("AGENTFS_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let top = tempfile::tempdir().unwrap();
+    let home = top.path().join("home");
+    let mnt = top.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let _guard = Unmount(mnt.clone());
+    let (mut mid_work, mut in_flight) = (0, 0);
+    for round in 0..rounds {
+        let mut rng = Rng(0x51_7cc1_b727_220a ^ (round + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let base = top.path().join(format!("base{round}"));
+        let changes = crash_base(&base, &mut rng);
+        let pristine = common::tree_snapshot(&base);
+        let id = format!("r{round}");
+        agentfs(&home, &["init", &id, "--base", base.to_str().unwrap()]);
+        let pid = common::daemon_pid(&agentfs(&home, &["mount", &id, mnt.to_str().unwrap()]));
+        let delay = Duration::from_millis(rng.below(25));
+        // The killer's delay is the randomness of the test, not a synchronisation.
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            // SAFETY: signalling the daemon this test started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        });
+        let mut reached = vec![Reached::NotStarted; changes.len()];
+        for (i, c) in changes.iter().enumerate() {
+            reached[i] = Reached::InFlight;
+            let done = match c {
+                BaseChange::Rename(a, b) => fs::rename(mnt.join(a), mnt.join(b)),
+                BaseChange::Remove(p) if p.starts_with('z') => fs::remove_dir(mnt.join(p)),
+                BaseChange::Remove(p) => fs::remove_file(mnt.join(p)),
+            };
+            if done.is_err() {
+                break;
+            }
+            reached[i] = Reached::Acknowledged;
+        }
+        killer.join().unwrap();
+        if reached.contains(&Reached::NotStarted) || reached.contains(&Reached::InFlight) {
+            mid_work += 1;
+        }
+        in_flight += reached.iter().filter(|r| **r == Reached::InFlight).count();
+        let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+
+        let db = home.join(format!("{id}.db"));
+        let vfs = agentfs::vfs::Vfs::open_session(&db, agentfs::store::OpenMode::Existing).unwrap();
+        let problems = agentfs::fsck::check(&vfs.store().unwrap().conn).unwrap();
+        assert!(problems.is_empty(), "round {round}: fsck: {problems:?}");
+        let overlay = agentfs::overlay::Overlay::new(std::sync::Arc::new(vfs), Some(base.clone()));
+        for (c, r) in changes.iter().zip(&reached) {
+            let what = format!("round {round}: {c:?} ({r:?})");
+            match c {
+                BaseChange::Rename(a, b) => {
+                    let (at_a, at_b) = (in_overlay(&overlay, a), in_overlay(&overlay, b));
+                    match r {
+                        Reached::NotStarted => assert!(at_a && !at_b, "{what}: moved unasked"),
+                        Reached::Acknowledged => assert!(!at_a && at_b, "{what}: not moved"),
+                        Reached::InFlight => assert!(at_a != at_b, "{what}: at {at_a}/{at_b}"),
+                    }
+                    if b.starts_with('e') && at_b {
+                        for child in ["f", "sub/g"] {
+                            let p = format!("{b}/{child}");
+                            assert!(in_overlay(&overlay, &p), "{what}: {p} is missing");
+                            let old = format!("{a}/{child}");
+                            assert!(!in_overlay(&overlay, &old), "{what}: {old} is back");
+                        }
+                    }
+                }
+                BaseChange::Remove(p) => {
+                    let there = in_overlay(&overlay, p);
+                    match r {
+                        Reached::NotStarted => assert!(there, "{what}: gone unasked"),
+                        Reached::Acknowledged => assert!(!there, "{what}: came back"),
+                        Reached::InFlight => {}
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            common::tree_snapshot(&base),
+            pristine,
+            "round {round}: the base changed"
+        );
+    }
+    assert!(
+        mid_work > rounds / 2,
+        "kills landed mid-work only {mid_work} of {rounds} times"
+    );
+    eprintln!(
+        "{rounds} crashes during base renames and deletes; {in_flight} changes were in flight"
+    );
+}
