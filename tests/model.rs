@@ -201,13 +201,8 @@ fn run_both(ops: &[Op]) -> Result<(), TestCaseError> {
         let want = host.apply(op);
         let got = core.apply(op);
         prop_assert_eq!(&got, &want, "op #{} {:?}", i, op);
-        prop_assert_eq!(
-            core.tree(),
-            host.tree(),
-            "trees differ after op #{} {:?}",
-            i,
-            op
-        );
+        let d = tree_diff(&core.tree(), &host.tree());
+        prop_assert!(d.is_empty(), "trees differ after op #{} {:?}:\n{}", i, op, d);
     }
     Ok(())
 }

@@ -65,8 +65,9 @@ impl Drop for Mounted {
 fn plain_stat_size(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a zeroed stat buffer and a valid C string.
+    // SAFETY: stat is plain old data, for which all zero bytes are a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: stat fills the buffer we pass; `c` is a valid C string.
     (unsafe { libc::stat(c.as_ptr(), &mut st) } == 0).then_some(st.st_size as u64)
 }
 
@@ -245,11 +246,12 @@ fn flock_and_fcntl_locks_conflict_as_on_a_local_fs() {
     }
     // fcntl locks are per process: hold one here, try from another process.
     let w = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    // SAFETY: flock is plain old data, for which all zero bytes are a valid value.
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
     lock.l_type = libc::F_WRLCK as i16;
     lock.l_whence = libc::SEEK_SET as i16;
-    // SAFETY: F_SETLK with a valid flock struct.
     assert_eq!(
+        // SAFETY: F_SETLK with a valid flock struct.
         unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETLK, &lock) },
         0
     );

@@ -42,8 +42,8 @@ fn shell(home: &Path) -> PtySession {
         ws_ypixel: 0,
     };
     let f = p.process().get_file_handle().unwrap();
-    // SAFETY: TIOCSWINSZ reads the winsize struct we pass.
     assert_eq!(
+        // SAFETY: TIOCSWINSZ reads the winsize struct we pass.
         unsafe { libc::ioctl(f.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
         0
     );
@@ -143,9 +143,10 @@ fn tab_completes_commands_tables_and_named_queries_and_hints_usage() {
 /// Whether the terminal is in cooked mode (ISIG on): the shell is running a statement.
 fn cooked(p: &PtySession) -> bool {
     let f = p.process().get_file_handle().unwrap();
+    // SAFETY: termios is plain old data, for which all zero bytes are a valid value.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
     // SAFETY: tcgetattr fills the termios struct we pass; on Linux the master reports the
     // terminal's settings.
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
     unsafe { libc::tcgetattr(f.as_raw_fd(), &mut t) == 0 && t.c_lflag & libc::ISIG != 0 }
 }
 

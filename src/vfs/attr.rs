@@ -136,8 +136,9 @@ impl Vfs {
 fn host_statvfs(dir: &Path) -> Option<(u64, u64, u64, u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs writes into the zeroed struct we pass; `c` is a valid C string.
+    // SAFETY: statvfs is plain old data, for which all zero bytes are a valid value.
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs writes into the struct we pass; `c` is a valid C string.
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
         return None;
     }

@@ -188,7 +188,9 @@ impl OnTerminal {
         let child = cmd.spawn().unwrap();
         let master = fs::File::from(pty.master);
         // Reads must not block forever.
+        // SAFETY: F_GETFL on a descriptor we own takes no pointer.
         let flags = unsafe { libc::fcntl(master.as_raw_fd(), libc::F_GETFL) };
+        // SAFETY: F_SETFL on a descriptor we own takes plain flags.
         unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) };
         OnTerminal { child, master }
     }

@@ -94,7 +94,6 @@ impl Host {
     }
 
     pub fn apply(&self, op: &Op) -> Outcome {
-        // SAFETY (all libc calls below): arguments are valid C strings and plain integers.
         match op {
             Op::Create(p, m) => std::fs::OpenOptions::new()
                 .write(true)
@@ -104,12 +103,15 @@ impl Host {
                 .map(|_| Vec::new())
                 .map_err(errno_of),
             Op::Mkdir(p, m) => {
+                // SAFETY: valid C strings and plain integers.
                 check(unsafe { libc::mkdir(cstr(&self.p(p)).as_ptr(), *m) }).map(|_| vec![])
             }
             Op::Unlink(p) => {
+                // SAFETY: valid C strings and plain integers.
                 check(unsafe { libc::unlink(cstr(&self.p(p)).as_ptr()) }).map(|_| vec![])
             }
             Op::Rmdir(p) => {
+                // SAFETY: valid C strings and plain integers.
                 check(unsafe { libc::rmdir(cstr(&self.p(p)).as_ptr()) }).map(|_| vec![])
             }
             Op::Rename(a, b, f) => {
@@ -118,6 +120,7 @@ impl Host {
                     1 => libc::RENAME_NOREPLACE,
                     _ => libc::RENAME_EXCHANGE,
                 };
+                // SAFETY: valid C strings and plain integers.
                 let r = unsafe {
                     libc::renameat2(
                         libc::AT_FDCWD,
@@ -130,11 +133,13 @@ impl Host {
                 check(r).map(|_| vec![])
             }
             Op::Link(a, b) => {
+                // SAFETY: valid C strings and plain integers.
                 check(unsafe { libc::link(cstr(&self.p(a)).as_ptr(), cstr(&self.p(b)).as_ptr()) })
                     .map(|_| vec![])
             }
             Op::Symlink(t, p) => {
                 let t = CString::new(*t).unwrap();
+                // SAFETY: valid C strings and plain integers.
                 check(unsafe { libc::symlink(t.as_ptr(), cstr(&self.p(p)).as_ptr()) })
                     .map(|_| vec![])
             }
@@ -167,12 +172,14 @@ impl Host {
                 Ok(buf)
             }
             Op::Chmod(p, m) => {
+                // SAFETY: valid C strings and plain integers.
                 check(unsafe { libc::chmod(cstr(&self.p(p)).as_ptr(), *m) }).map(|_| vec![])
             }
             Op::PunchHole(p, off, len) => {
                 let f = self.open(p, true)?;
                 use std::os::fd::AsRawFd;
                 let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+                // SAFETY: valid C strings and plain integers.
                 check(unsafe { libc::fallocate(f.as_raw_fd(), mode, *off as i64, *len as i64) })
                     .map(|_| vec![])
             }
