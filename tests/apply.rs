@@ -551,8 +551,15 @@ fn files_copied_up_without_their_bytes_are_checked_by_size_and_mtime() {
     env.umount();
     assert_eq!(env.sql("SELECT count(*) FROM fs_data"), "count(*)\n0\n");
     // The host rewrites one of them (same size, later mtime) after the chmod.
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    fs::write(env.base().join("other.sh"), "echo OTHER\n").unwrap();
+    let other = env.base().join("other.sh");
+    let was = fs::metadata(&other).unwrap().modified().unwrap();
+    fs::write(&other, "echo OTHER\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&other)
+        .unwrap()
+        .set_modified(was + std::time::Duration::from_secs(1))
+        .unwrap();
     let out = env.run(&["apply", "s"]);
     assert!(!out.status.success());
     assert_eq!(stdout(&out), "M /tool.sh\n");

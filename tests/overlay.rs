@@ -1039,6 +1039,7 @@ fn reading_a_directory_in_order_reads_the_next_base_files_ahead_into_the_host_ca
 
     // One file read on its own reads nothing ahead.
     assert_eq!(fs::read(o.p("lone/f05")).unwrap(), vec![5u8; 64 * 1024]);
+    // A window for a wrong read-ahead to land: what is tested is that nothing happens.
     std::thread::sleep(std::time::Duration::from_millis(300));
     let lone = base_files("lone");
     assert!(
