@@ -1,5 +1,9 @@
 //! Where sessions live: `$AGENTFS_HOME/<id>.db`, id validation, and naming a session by id or path.
 
+pub mod fork;
+pub mod info;
+pub mod remove;
+
 use std::path::{Path, PathBuf};
 
 /// Errors naming or finding a session.

@@ -8,6 +8,7 @@ pub(crate) mod data;
 pub mod error;
 pub mod journal;
 pub mod names;
+pub mod paths;
 pub mod pool;
 pub(crate) mod rows;
 pub mod types;

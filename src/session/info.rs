@@ -1,0 +1,131 @@
+//! What `agentfs sessions` reports about each session: base, size, dates, runners, mounts.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::store::OpenMode;
+use crate::vfs::{Vfs, VfsError};
+
+/// Why the session directory could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Home(#[from] super::SessionError),
+    #[error("cannot list {}", path.display())]
+    ReadDir { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Entry(io::Error),
+}
+
+/// Why one session's details could not be read (the session is then shown as unreadable).
+#[derive(Debug, thiserror::Error)]
+pub enum InfoError {
+    #[error(transparent)]
+    Open(#[from] VfsError),
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// One session database found in the home directory.
+#[derive(Debug)]
+pub struct SessionInfo {
+    /// The file stem of the database.
+    pub id: String,
+    pub path: PathBuf,
+    /// Bytes on disk, with the WAL and shared-memory files.
+    pub size: u64,
+    /// What the database says, or why it could not be read.
+    pub details: Result<SessionDetails, InfoError>,
+}
+
+/// What a readable session database says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDetails {
+    /// The directory it overlays, as recorded.
+    pub base: Option<String>,
+    /// Whether that directory still exists on the host.
+    pub base_exists: bool,
+    /// Unix seconds of its creation, if recorded.
+    pub created_at: Option<i64>,
+    /// Unix seconds of its last journaled change, if any.
+    pub last_change: Option<i64>,
+    /// How many `agentfs run` / `exec` processes use it now.
+    pub live_runners: usize,
+    /// Where it is mounted now.
+    pub mounted_at: Vec<PathBuf>,
+}
+
+/// Every `*.db` file in `home`, in directory order (none if `home` does not exist yet).
+pub fn list(home: &Path) -> Result<Vec<SessionInfo>, ListError> {
+    let entries = match std::fs::read_dir(home) {
+        Ok(e) => e.collect::<Result<Vec<_>, _>>().map_err(ListError::Entry)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(ListError::ReadDir {
+                path: home.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "db") {
+            continue;
+        }
+        let id = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let size = super::size_on_disk(&path);
+        let details = details(&path);
+        out.push(SessionInfo {
+            id,
+            path,
+            size,
+            details,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads what the session database at `path` says about itself, and where it is mounted.
+pub fn details(path: &Path) -> Result<SessionDetails, InfoError> {
+    let mut details = read_database(path)?;
+    // Looked up with the database closed again.
+    details.mounted_at = crate::mount::mounts_of(path);
+    Ok(details)
+}
+
+/// What the database itself records (all but the mounts).
+fn read_database(path: &Path) -> Result<SessionDetails, InfoError> {
+    let vfs = Vfs::open_session(path, OpenMode::Existing)?;
+    let store = vfs.store()?;
+    let conn = &store.conn;
+    let one = |sql: &str| -> rusqlite::Result<Option<i64>> {
+        conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+    };
+    let base: Option<String> = conn
+        .query_row(
+            "SELECT value FROM fs_overlay_config WHERE key = 'base_path'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    let created_at =
+        one("SELECT CAST(value AS INTEGER) FROM fs_config WHERE key = 'agentfs_created_at'")
+            .ok()
+            .flatten();
+    let last_change = one("SELECT max(time_ns) / 1000000000 FROM fs_change")?;
+    let base_exists = base.as_deref().is_some_and(|b| Path::new(b).is_dir());
+    let live_runners = crate::runners::live(conn)?.len();
+    Ok(SessionDetails {
+        base,
+        base_exists,
+        created_at,
+        last_change,
+        live_runners,
+        mounted_at: Vec::new(),
+    })
+}
