@@ -821,15 +821,12 @@ fn mount(
         drop(vfs);
         let mut log = r.path.clone().into_os_string();
         log.push(".mount.log");
-        let mut args = vec![
-            "--threads".to_string(),
-            threads.to_string(),
-            "--cache-ttl".to_string(),
-            cache_ttl.to_string(),
-        ];
-        if passthrough {
-            args.push("--passthrough".to_string());
-        }
+        let args = agentfs::mount::DaemonArgs {
+            threads: threads as u16,
+            cache_ttl,
+            passthrough,
+            ..agentfs::mount::DaemonArgs::default()
+        };
         let pid = agentfs::mount::spawn_daemon(arg, dir, &args, std::path::Path::new(&log))?;
         eprintln!(
             "mounted session {} on {} (daemon pid {pid})",
