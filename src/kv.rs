@@ -81,3 +81,18 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<KvEntry>> {
     })?
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_json_values_under_non_empty_keys() {
+        assert!(check("k", r#"{"a": [1, "x"]}"#).is_ok());
+        assert!(check("k", "42").is_ok());
+        assert!(matches!(check("", "1"), Err(KvError::EmptyKey)));
+        let err = check("k", "it's").unwrap_err().to_string();
+        assert!(err.starts_with(r#"value for "k" is not JSON ("#), "{err}");
+        assert!(err.ends_with(r#"e.g. '"its"'"#), "{err}");
+    }
+}

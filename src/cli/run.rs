@@ -1,5 +1,4 @@
-//! `agentfs run` and `agentfs exec`: run a command on a session, sandboxed or not; and the
-//! internal `agentfs sandbox-exec` that `run` starts inside the sandbox.
+//! `agentfs run`, `agentfs exec` and the internal `sandbox-exec`: run a command on a session.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

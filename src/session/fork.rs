@@ -12,6 +12,7 @@ pub enum ForkError {
     /// The new session exists already.
     #[error(transparent)]
     Exists(SessionError),
+    /// The directory for the new database cannot be made.
     #[error("cannot create the session directory {}", dir.display())]
     SessionDir {
         dir: PathBuf,
@@ -32,8 +33,10 @@ pub enum ForkError {
 /// The step of a fork's copy that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
+    /// Copying or updating the copy failed.
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
+    /// The copy does not open as a session.
     #[error(transparent)]
     Open(#[from] VfsError),
 }
@@ -85,4 +88,28 @@ pub fn fork(from: &SessionRef, vfs: &Vfs, to: &SessionRef) -> Result<(), ForkErr
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fork_copies_the_files_and_refuses_an_existing_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| SessionRef::parse(dir.path().join(name).to_str().unwrap()).unwrap();
+        let (from, to) = (at("a.db"), at("sub/b.db"));
+        super::super::create(&from, None).unwrap();
+        let vfs = Vfs::open_session(&from.path, OpenMode::Existing).unwrap();
+        let me = crate::vfs::Creds { uid: 0, gid: 0 };
+        crate::vfs::paths::write_file(&vfs, b"/f", b"kept", 0o644, me).unwrap();
+
+        fork(&from, &vfs, &to).unwrap();
+        let copy = Vfs::open_session(&to.path, OpenMode::Existing).unwrap();
+        let ino = copy.resolve(b"/f", true).unwrap();
+        assert_eq!(copy.read_ino(ino, 0, 100).unwrap(), b"kept");
+
+        let err = fork(&from, &vfs, &to).unwrap_err();
+        assert!(matches!(err, ForkError::Exists(_)), "{err}");
+    }
 }

@@ -9,10 +9,13 @@ use crate::vfs::{Vfs, VfsError};
 /// Why the session directory could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
+    /// No home directory to look in.
     #[error(transparent)]
     Home(#[from] super::SessionError),
+    /// The home exists but cannot be read.
     #[error("cannot list {}", path.display())]
     ReadDir { path: PathBuf, source: io::Error },
+    /// Reading one of its entries failed.
     #[error(transparent)]
     Entry(io::Error),
 }
@@ -20,8 +23,10 @@ pub enum ListError {
 /// Why one session's details could not be read (the session is then shown as unreadable).
 #[derive(Debug, thiserror::Error)]
 pub enum InfoError {
+    /// Not a session database (or not one this version opens).
     #[error(transparent)]
     Open(#[from] VfsError),
+    /// A query on it failed.
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
 }
@@ -31,6 +36,7 @@ pub enum InfoError {
 pub struct SessionInfo {
     /// The file stem of the database.
     pub id: String,
+    /// The database file.
     pub path: PathBuf,
     /// Bytes on disk, with the WAL and shared-memory files.
     pub size: u64,
@@ -128,4 +134,33 @@ fn read_database(path: &Path) -> Result<SessionDetails, InfoError> {
         live_runners,
         mounted_at: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_each_database_and_says_which_cannot_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(list(&dir.path().join("absent")).unwrap().is_empty());
+        let r =
+            super::super::SessionRef::parse(dir.path().join("ok.db").to_str().unwrap()).unwrap();
+        let base = tempfile::tempdir().unwrap();
+        super::super::create(&r, Some(base.path())).unwrap();
+        std::fs::write(dir.path().join("junk.db"), b"not sqlite").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"").unwrap();
+
+        let mut found = list(dir.path()).unwrap();
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["junk", "ok"]);
+        assert!(found[0].details.is_err());
+        let ok = found[1].details.as_ref().unwrap();
+        assert_eq!(ok.base.as_deref(), base.path().to_str());
+        assert!(ok.base_exists);
+        assert!(ok.created_at.is_some());
+        assert_eq!((ok.last_change, ok.live_runners), (None, 0));
+        assert!(ok.mounted_at.is_empty());
+    }
 }

@@ -11,6 +11,7 @@ use crate::vfs::{Vfs, VfsError};
 /// Why a session was not (or not completely) removed.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
+    /// No such session.
     #[error(transparent)]
     Session(#[from] SessionError),
     /// A mount serves it: deleting the database under it would lose what it writes.
@@ -23,8 +24,10 @@ pub enum RemoveError {
     /// The file does not open as a session database, so it is not ours to delete.
     #[error("refusing to remove {}", path.display())]
     NotASession { path: PathBuf, source: VfsError },
+    /// Its database could not be asked for its runners.
     #[error(transparent)]
     Open(#[from] VfsError),
+    /// The same, from SQLite.
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
     /// Commands still run in it.
@@ -38,6 +41,7 @@ pub enum RemoveError {
         pid: u32,
         command: String,
     },
+    /// A file or the run directory could not be deleted.
     #[error("cannot remove {}", path.display())]
     Io { path: PathBuf, source: io::Error },
 }
@@ -131,4 +135,43 @@ fn last_modified(r: &SessionRef) -> Option<SystemTime> {
         .iter()
         .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
         .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_old_unused_session_is_stale_and_its_files_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = SessionRef::parse(dir.path().join("s.db").to_str().unwrap()).unwrap();
+        super::super::create(&r, None).unwrap();
+        let now = SystemTime::now();
+        assert_eq!(
+            gc_verdict(&r, now - Duration::from_secs(3600)),
+            GcVerdict::Recent
+        );
+        assert_eq!(
+            gc_verdict(&r, now + Duration::from_secs(3600)),
+            GcVerdict::Stale
+        );
+
+        let run_dir = super::super::run_dir(&r.path);
+        std::fs::create_dir_all(run_dir.join("tmp")).unwrap();
+        remove(&r).unwrap();
+        assert!(!run_dir.exists());
+        assert!(r.files().iter().all(|f| !f.exists()));
+        assert!(matches!(remove(&r), Err(RemoveError::Session(_))));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_session_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = SessionRef::parse(dir.path().join("junk.db").to_str().unwrap()).unwrap();
+        std::fs::write(&r.path, b"not sqlite").unwrap();
+        let err = remove(&r).unwrap_err();
+        assert!(matches!(err, RemoveError::NotASession { .. }), "{err}");
+        assert!(r.path.exists());
+    }
 }

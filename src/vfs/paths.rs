@@ -1,4 +1,4 @@
-//! Whole-path tree operations over a [`Vfs`] (mkdir -p, rm -r, write, list, stat, walk), for callers that name files by path instead of by inode.
+//! Path-level tree operations over a [`Vfs`]: mkdir -p, rm -r, write, list, stat, walk.
 
 use super::{Attr, Creds, DirEntry, FileKind, Ino, Vfs, VfsError};
 
@@ -246,6 +246,7 @@ pub fn mkdir_all(vfs: &Vfs, path: &[u8], perm: u32, creds: Creds) -> Result<Ino,
 /// One entry met by [`walk`], with where it sits in the tree.
 #[derive(Debug)]
 pub struct TreeEntry {
+    /// The entry, as its directory lists it.
     pub entry: DirEntry,
     /// For each directory from the walk's top down to this entry's own level: whether the
     /// entry (or its ancestor at that level) is the last of its siblings. Enough to draw
@@ -310,6 +311,88 @@ impl Iterator for Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::OpenMode;
+
+    const ME: Creds = Creds { uid: 0, gid: 0 };
+
+    fn session() -> (tempfile::TempDir, Vfs) {
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = Vfs::open_session(&dir.path().join("t.db"), OpenMode::Create).unwrap();
+        (dir, vfs)
+    }
+
+    fn names(vfs: &Vfs, path: &[u8]) -> Vec<String> {
+        match list(vfs, path).unwrap() {
+            Listing::NotDir => vec!["(not a dir)".into()],
+            Listing::Entries(e) => e.iter().map(|e| show(&e.name)).collect(),
+        }
+    }
+
+    #[test]
+    fn write_read_and_list_by_path() {
+        let (_d, vfs) = session();
+        mkdir_all(&vfs, b"/a/b", 0o755, ME).unwrap();
+        // An existing directory is accepted, a file in the way is not.
+        mkdir_all(&vfs, b"/a/./b/", 0o755, ME).unwrap();
+        write_file(&vfs, b"/a/f", b"one", 0o644, ME).unwrap();
+        write_file(&vfs, b"/a/f", b"two!", 0o644, ME).unwrap();
+        let err = mkdir_all(&vfs, b"/a/f/x", 0o755, ME).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/a/f/x: f is in the way and is not a directory"
+        );
+        let err = write_file(&vfs, b"/a/b", b"x", 0o644, ME).unwrap_err();
+        assert_eq!(err.to_string(), "/a/b: is a directory");
+        let err = mkdir(&vfs, b"/nope/x", 0o755, ME).unwrap_err();
+        assert_eq!(err.to_string(), "/nope: no such file or directory");
+
+        assert_eq!(names(&vfs, b"/a"), ["b", "f"]);
+        assert_eq!(names(&vfs, b"/a/f"), ["(not a dir)"]);
+        let read: Vec<u8> = read_file(&vfs, b"/a/f")
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect::<Vec<_>>()
+            .concat();
+        assert_eq!(read, b"two!");
+        assert!(read_file(&vfs, b"/a").is_err());
+        assert_eq!(stat(&vfs, b"/a/f").unwrap().size, 4);
+    }
+
+    #[test]
+    fn remove_needs_recursive_for_a_full_directory() {
+        let (_d, vfs) = session();
+        mkdir_all(&vfs, b"/a/b/c", 0o755, ME).unwrap();
+        write_file(&vfs, b"/a/b/c/f", b"x", 0o644, ME).unwrap();
+        let err = remove(&vfs, b"/a", false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/a: directory not empty; pass -r to remove it with its contents"
+        );
+        remove(&vfs, b"/a", true).unwrap();
+        assert!(names(&vfs, b"/").is_empty());
+        assert!(remove(&vfs, b"/", true).is_err());
+    }
+
+    #[test]
+    fn walk_goes_depth_first_and_marks_last_siblings() {
+        let (_d, vfs) = session();
+        mkdir_all(&vfs, b"/a/b", 0o755, ME).unwrap();
+        write_file(&vfs, b"/a/x", b"", 0o644, ME).unwrap();
+        write_file(&vfs, b"/z", b"", 0o644, ME).unwrap();
+        let walked: Vec<(String, Vec<bool>)> = walk(&vfs, Ino::ROOT)
+            .map(|e| e.unwrap())
+            .map(|e| (show(&e.entry.name), e.last))
+            .collect();
+        assert_eq!(
+            walked,
+            [
+                ("a".to_string(), vec![false]),
+                ("b".to_string(), vec![false, false]),
+                ("x".to_string(), vec![false, true]),
+                ("z".to_string(), vec![true]),
+            ]
+        );
+    }
 
     #[test]
     fn split_parent_rejects_root_and_dots() {
