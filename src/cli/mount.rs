@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use agentfs::mount::DaemonArgs;
-use agentfs::session::SessionRef;
+use agentfs::session::{self, SessionRef};
 use agentfs::store::OpenMode;
 use agentfs::vfs::Vfs;
 
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         r.require_exists()?;
         // Check here too, so that a bad session fails in the foreground with a clear message.
         let vfs = Vfs::open_session(&r.path, OpenMode::Existing)?;
-        check_base(&vfs, &r)?;
+        session::require_base(&vfs, &r)?;
         drop(vfs);
         let mut log = r.path.clone().into_os_string();
         log.push(".mount.log");
@@ -93,7 +93,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             return Err(e);
         }
     };
-    if let Err(e) = check_base(&vfs, &r) {
+    if let Err(e) = session::require_base(&vfs, &r) {
+        let e = anyhow::Error::from(e);
         report(Err(format!("{e:#}")));
         return Err(e);
     }
@@ -106,19 +107,4 @@ pub fn run(args: Args) -> Result<ExitCode> {
 pub fn umount(args: UmountArgs) -> Result<ExitCode> {
     agentfs::mount::unmount(&args.dir, args.lazy)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Fails if the session overlays a host directory that is gone.
-fn check_base(vfs: &Vfs, r: &SessionRef) -> Result<()> {
-    if let Some(base) = vfs.store()?.base_path()?
-        && !base.is_dir()
-    {
-        bail!(
-            "the base directory {} of session {} no longer exists; restore it (or mount it \
-             back) and try again",
-            base.display(),
-            r.id
-        );
-    }
-    Ok(())
 }
