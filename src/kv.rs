@@ -11,13 +11,45 @@ pub struct KvEntry {
     pub updated_at: i64,
 }
 
+/// Why a pair may not be stored: the store holds JSON values under non-empty keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("the key must not be empty")]
+    EmptyKey,
+    /// The value does not parse as JSON; the message suggests quoting it as a JSON string.
+    #[error(
+        "value for {key:?} is not JSON ({error}); quote text as a JSON string, e.g. '\"{quoted}\"'"
+    )]
+    NotJson {
+        key: String,
+        error: serde_json::Error,
+        /// The value with its single quotes dropped, to show inside a shell-quoted example.
+        quoted: String,
+    },
+}
+
+/// Checks a pair before [`set`]: a non-empty key and a value that is JSON text.
+pub fn check(key: &str, value: &str) -> Result<(), KvError> {
+    if key.is_empty() {
+        return Err(KvError::EmptyKey);
+    }
+    match serde_json::from_str::<serde_json::Value>(value) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(KvError::NotJson {
+            key: key.to_string(),
+            error,
+            quoted: value.replace('\'', ""),
+        }),
+    }
+}
+
 pub fn get(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT value FROM kv_store WHERE key = ?1")?
         .query_row([key], |r| r.get(0))
         .optional()
 }
 
-/// Upserts `key`; `value` must already be JSON text (the caller checks).
+/// Upserts `key`; `value` must already be JSON text (the caller checks, see [`check`]).
 pub fn set(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO kv_store (key, value) VALUES (?1, ?2) \
@@ -48,4 +80,19 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<KvEntry>> {
         })
     })?
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_json_values_under_non_empty_keys() {
+        assert!(check("k", r#"{"a": [1, "x"]}"#).is_ok());
+        assert!(check("k", "42").is_ok());
+        assert!(matches!(check("", "1"), Err(KvError::EmptyKey)));
+        let err = check("k", "it's").unwrap_err().to_string();
+        assert!(err.starts_with(r#"value for "k" is not JSON ("#), "{err}");
+        assert!(err.ends_with(r#"e.g. '"its"'"#), "{err}");
+    }
 }

@@ -1,6 +1,6 @@
 //! Mounting a session: serving it with FUSE until unmounted or signalled, and unmounting.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
@@ -38,6 +38,87 @@ pub struct MountConfig {
     /// of `agentfs run`: what a sandboxed command makes there must not give powers to anyone
     /// who runs or opens it from the host.
     pub setid_and_devices: bool,
+}
+
+/// The worker threads a mount serves with unless told otherwise.
+pub const DEFAULT_THREADS: u16 = 4;
+
+/// The options of the mount daemon's command line (`agentfs mount --foreground …`), in one
+/// place: `agentfs mount` parses them (this struct is flattened into its arguments) and
+/// whoever starts a daemon writes them with [`DaemonArgs::to_args`], so the two cannot
+/// drift apart.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct DaemonArgs {
+    /// FUSE worker threads (each with its own database connection).
+    #[arg(long, default_value_t = DEFAULT_THREADS, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
+    /// Seconds the kernel may cache names and attributes (changes by other processes
+    /// are pushed to it sooner through the change journal).
+    #[arg(long, default_value_t = crate::fuse::DEFAULT_TTL_SECS, value_name = "SECS")]
+    pub cache_ttl: f64,
+    /// Answer the kernel's opens so that untouched base files are read with FUSE
+    /// passthrough (kernel 6.9+). Off by default: declining opens saves two round trips
+    /// per open and measured faster on source trees; passthrough avoids caching large
+    /// base files twice.
+    #[arg(long)]
+    pub passthrough: bool,
+    /// Internal: report readiness on stdout (used by the background daemon).
+    #[arg(long, hide = true)]
+    pub notify_ready: bool,
+    /// Internal: serve only while the session has live runners (`agentfs run`).
+    #[arg(long, hide = true, value_name = "LOCK")]
+    pub runners_lock: Option<PathBuf>,
+}
+
+impl Default for DaemonArgs {
+    /// What `agentfs mount` gets without options.
+    fn default() -> Self {
+        DaemonArgs {
+            threads: DEFAULT_THREADS,
+            cache_ttl: crate::fuse::DEFAULT_TTL_SECS,
+            passthrough: false,
+            notify_ready: false,
+            runners_lock: None,
+        }
+    }
+}
+
+impl DaemonArgs {
+    /// These options as command-line arguments, which parse back to `self`.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        if self.notify_ready {
+            args.push("--notify-ready".into());
+        }
+        args.push("--threads".into());
+        args.push(self.threads.to_string().into());
+        args.push("--cache-ttl".into());
+        args.push(self.cache_ttl.to_string().into());
+        if self.passthrough {
+            args.push("--passthrough".into());
+        }
+        if let Some(lock) = &self.runners_lock {
+            args.push("--runners-lock".into());
+            args.push(lock.clone().into_os_string());
+        }
+        args
+    }
+
+    /// How to serve a mount started with these options; `fs_name` is its source in the
+    /// mount table.
+    pub fn mount_config(&self, fs_name: String) -> MountConfig {
+        MountConfig {
+            threads: self.threads as usize,
+            // SAFETY: geteuid cannot fail.
+            allow_other: unsafe { libc::geteuid() } == 0,
+            fs_name,
+            ttl: Duration::from_secs_f64(self.cache_ttl),
+            // The shared mount of `agentfs run` holds what sandboxed commands made.
+            setid_and_devices: self.runners_lock.is_none(),
+            runners_lock: self.runners_lock.clone(),
+            passthrough: self.passthrough,
+        }
+    }
 }
 
 /// The filesystem type in the mount table (`fuse.agentfs`).
@@ -537,9 +618,9 @@ fn which(program: &str) -> Option<PathBuf> {
 /// Starts `agentfs mount --foreground` for `session` as a detached daemon and waits until it
 /// reports the mount ready (or fails); returns the daemon's pid. Its log goes to `log`.
 /// The daemon works in `/`, never in a directory it serves: a process that could reach its
-/// working directory would reach the real base directory. Paths in `extra_args` must be
+/// working directory would reach the real base directory, so a path in `args` must be
 /// absolute.
-pub fn spawn_daemon(session: &str, dir: &Path, extra_args: &[String], log: &Path) -> Result<u32> {
+pub fn spawn_daemon(session: &str, dir: &Path, args: &DaemonArgs, log: &Path) -> Result<u32> {
     let exe = std::env::current_exe().context("cannot find the agentfs executable")?;
     let absolute = |p: &Path| {
         std::path::absolute(p).with_context(|| format!("cannot make {} absolute", p.display()))
@@ -554,8 +635,12 @@ pub fn spawn_daemon(session: &str, dir: &Path, extra_args: &[String], log: &Path
         .open(log)
         .with_context(|| format!("cannot open the mount log {}", log.display()))?;
     let mut cmd = Command::new(exe);
-    cmd.args(["mount", "--foreground", "--notify-ready"])
-        .args(extra_args)
+    let args = DaemonArgs {
+        notify_ready: true,
+        ..args.clone()
+    };
+    cmd.args(["mount", "--foreground"])
+        .args(args.to_args())
         .arg(&session_path)
         .arg(&dir)
         .current_dir("/")
@@ -695,6 +780,34 @@ fn wait_for_exit(pid: u32, limit: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daemon_args_parse_back_to_themselves() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: DaemonArgs,
+        }
+        let cases = [
+            DaemonArgs::default(),
+            DaemonArgs {
+                threads: 64,
+                cache_ttl: 0.25,
+                passthrough: true,
+                notify_ready: true,
+                runners_lock: Some(PathBuf::from("/run dir/lock")),
+            },
+        ];
+        for args in cases {
+            let mut argv = vec![OsString::from("agentfs-mount")];
+            argv.extend(args.to_args());
+            assert_eq!(Wrapper::parse_from(argv).args, args);
+        }
+        let none: [&str; 0] = [];
+        let parsed = Wrapper::parse_from(std::iter::once("agentfs-mount").chain(none));
+        assert_eq!(parsed.args, DaemonArgs::default());
+    }
 
     #[test]
     fn mountinfo_escapes_are_undone() {

@@ -1,5 +1,9 @@
 //! Where sessions live: `$AGENTFS_HOME/<id>.db`, id validation, and naming a session by id or path.
 
+pub mod fork;
+pub mod info;
+pub mod remove;
+
 use std::path::{Path, PathBuf};
 
 /// Errors naming or finding a session.
@@ -278,6 +282,38 @@ pub fn create(r: &SessionRef, base: Option<&Path>) -> anyhow::Result<()> {
             e.context(format!("cannot create session {}", r.path.display()))
         }
     })
+}
+
+/// Why a session cannot be served: the host directory it overlays is gone (or the database
+/// cannot say which it is).
+#[derive(Debug, thiserror::Error)]
+pub enum BaseError {
+    #[error(
+        "the base directory {} of session {id} no longer exists; restore it (or mount it \
+         back) and try again",
+        base.display()
+    )]
+    Gone { base: PathBuf, id: String },
+    /// No connection to the session database.
+    #[error(transparent)]
+    Open(#[from] crate::vfs::VfsError),
+    /// Reading the recorded base failed.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Fails if session `r` (open as `vfs`) overlays a host directory that no longer exists:
+/// mounting it would show an empty tree where the user expects their files.
+pub fn require_base(vfs: &crate::vfs::Vfs, r: &SessionRef) -> Result<(), BaseError> {
+    if let Some(base) = vfs.store()?.base_path()?
+        && !base.is_dir()
+    {
+        return Err(BaseError::Gone {
+            base,
+            id: r.id.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// The directory of a session's runs, next to its database: the shared mount point, the

@@ -198,10 +198,10 @@ fn ensure_mount(db: &Path, run_dir: &Path) -> Result<PathBuf> {
     }
     let mut log = db.as_os_str().to_owned();
     log.push(".mount.log");
-    let args = [
-        "--runners-lock".to_string(),
-        run_dir.join("lock").to_string_lossy().into_owned(),
-    ];
+    let args = mount::DaemonArgs {
+        runners_lock: Some(run_dir.join("lock")),
+        ..mount::DaemonArgs::default()
+    };
     let session_arg = db.to_string_lossy();
     mount::spawn_daemon(&session_arg, &point, &args, Path::new(&log))
         .context("cannot mount the session")?;

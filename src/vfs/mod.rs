@@ -14,6 +14,7 @@ pub mod journal;
 mod maintenance;
 pub mod names;
 mod namespace;
+pub mod paths;
 pub mod pool;
 pub(crate) mod rows;
 pub mod types;

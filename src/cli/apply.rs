@@ -1,0 +1,110 @@
+//! `agentfs apply`: write a session's changes into its base directory.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use super::open::open_existing;
+
+/// Arguments of `agentfs apply`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Each file is written atomically (a temporary file in the same \
+directory, fsync, rename). A path the host changed since the session took it over is a \
+conflict: it is reported and skipped, the rest is applied, and the exit status is 1; --force \
+overwrites it. A mounted session is refused unless --force.
+
+Examples:
+  agentfs apply demo --dry-run
+  agentfs apply demo src/ README.md
+  agentfs apply demo --force"
+)]
+pub struct Args {
+    /// Session id or path to a .db file.
+    session: String,
+    /// Apply only changes at or below these paths (relative to the base).
+    paths: Vec<String>,
+    /// Print what would be applied and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Overwrite paths the host changed, and apply even while the session is mounted.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Applies the changes, printing each one; exits 1 if conflicts were skipped.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let Args {
+        session: arg,
+        paths,
+        dry_run,
+        force,
+    } = args;
+    let (r, vfs) = open_existing(&arg)?;
+    let base = agentfs::apply::base_of(&vfs)?;
+    let uses = agentfs::apply::live_uses(&r.path);
+    if !uses.is_empty() {
+        if !force {
+            bail!(
+                "session {} is in use ({}), so its files may still change; let its runners \
+                 finish (`agentfs ps`) or unmount it (`agentfs umount DIR`), or pass --force",
+                r.id,
+                uses.join(", ")
+            );
+        }
+        eprintln!(
+            "agentfs: warning: session {} is in use ({}); applying anyway (--force)",
+            r.id,
+            uses.join(", ")
+        );
+    }
+    let vfs = std::sync::Arc::new(vfs);
+    let filtered = !paths.is_empty();
+    let opts = agentfs::apply::Options {
+        paths,
+        dry_run,
+        force,
+    };
+    let mut out = io::stdout().lock();
+    let mut print_error = None;
+    let report = agentfs::apply::apply(&vfs, &base, &opts, &mut |item| {
+        if print_error.is_none()
+            && let Err(e) = writeln!(out, "{item}")
+        {
+            print_error = Some(e);
+        }
+    })
+    .with_context(|| format!("cannot apply session {} to {}", r.id, base.display()))?;
+    if let Some(e) = print_error {
+        return Err(e.into());
+    }
+    for c in &report.conflicts {
+        eprintln!("agentfs: conflict: {c}");
+    }
+    let verb = if dry_run { "would apply" } else { "applied" };
+    eprintln!(
+        "{verb} {} change(s) of session {} to {}",
+        report.applied.len(),
+        r.id,
+        base.display()
+    );
+    if filtered && report.applied.is_empty() && report.conflicts.is_empty() {
+        eprintln!(
+            "agentfs: nothing changed at or below the given paths; `agentfs diff {arg}` lists \
+             what the session changed"
+        );
+    }
+    if report.conflicts.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let paths: Vec<&str> = report.conflicts.iter().map(|c| c.path.as_str()).collect();
+    eprintln!(
+        "agentfs: error: {} path(s) skipped because the host changed them since the session \
+         took them over: {}; look at them, then apply them with --force to overwrite the \
+         host's version",
+        paths.len(),
+        paths.join(", ")
+    );
+    Ok(ExitCode::FAILURE)
+}
