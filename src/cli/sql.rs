@@ -95,8 +95,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// Columns of the terminal on stdout, for fitting tables.
 fn terminal_width() -> Option<u16> {
-    // SAFETY: TIOCGWINSZ fills the winsize struct we pass.
+    // SAFETY: winsize is plain old data, for which all zero bytes are a valid value.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize struct we pass.
     let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
     (ok && ws.ws_col > 0).then_some(ws.ws_col)
 }
