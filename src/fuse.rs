@@ -71,6 +71,11 @@ pub struct AgentFs {
     ending: Arc<std::sync::atomic::AtomicBool>,
     /// Which runner each requesting process works for (named in the journal).
     runners: RunnerResolver,
+    /// Whether extended attributes are served (`--xattrs`). Off, every xattr request is
+    /// answered ENOSYS once, after which the kernel answers EOPNOTSUPP itself: `ls -l` asks
+    /// for two (ACL, security label) per entry, a write for security.capability, and each
+    /// would be a round trip to the daemon that the kernel never caches.
+    xattrs: bool,
 }
 
 #[derive(Default)]
@@ -89,7 +94,14 @@ impl AgentFs {
             ending: Arc::default(),
             runners: RunnerResolver::new(),
             backing: Mutex::new(Backing::default()),
+            xattrs: false,
         }
+    }
+
+    /// Serves extended attributes (off by default: see the field's doc).
+    pub fn with_xattrs(mut self, on: bool) -> AgentFs {
+        self.xattrs = on;
+        self
     }
 
     /// A flag the kernel's DESTROY sets: the session is ending as it should.
@@ -842,6 +854,9 @@ impl Filesystem for AgentFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        if !self.xattrs {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         let _runner = self.runner_scope(req);
         let mode = if flags & libc::XATTR_CREATE != 0 {
             XattrMode::Create
@@ -857,6 +872,9 @@ impl Filesystem for AgentFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if !self.xattrs {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         match self.fs.getxattr(Ino(ino.0), name.as_bytes()) {
             Ok(v) => reply_sized(reply, size, &v),
             Err(e) => reply.error(errno("getxattr", ino.0, e)),
@@ -864,6 +882,9 @@ impl Filesystem for AgentFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if !self.xattrs {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         match self.fs.listxattr(Ino(ino.0)) {
             Ok(names) => {
                 let mut list = Vec::new();
@@ -878,6 +899,9 @@ impl Filesystem for AgentFs {
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if !self.xattrs {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         let _runner = self.runner_scope(req);
         match self.fs.removexattr(Ino(ino.0), name.as_bytes()) {
             Ok(()) => reply.ok(),

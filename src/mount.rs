@@ -38,6 +38,8 @@ pub struct MountConfig {
     /// of `agentfs run`: what a sandboxed command makes there must not give powers to anyone
     /// who runs or opens it from the host.
     pub setid_and_devices: bool,
+    /// Serve extended attributes (`--xattrs`); off, the kernel stops asking after one ENOSYS.
+    pub xattrs: bool,
 }
 
 /// The worker threads a mount serves with unless told otherwise.
@@ -62,6 +64,12 @@ pub struct DaemonArgs {
     /// base files twice.
     #[arg(long)]
     pub passthrough: bool,
+    /// Serve extended attributes (user.*, security.*, ACLs). Off by default: `ls -l` asks
+    /// for two attributes per entry and a write for one, each a round trip to the daemon
+    /// the kernel never caches; off, the kernel is told once (ENOSYS) and answers
+    /// "not supported" itself from then on.
+    #[arg(long)]
+    pub xattrs: bool,
     /// Internal: report readiness on stdout (used by the background daemon).
     #[arg(long, hide = true)]
     pub notify_ready: bool,
@@ -77,6 +85,7 @@ impl Default for DaemonArgs {
             threads: DEFAULT_THREADS,
             cache_ttl: crate::fuse::DEFAULT_TTL_SECS,
             passthrough: false,
+            xattrs: false,
             notify_ready: false,
             runners_lock: None,
         }
@@ -96,6 +105,9 @@ impl DaemonArgs {
         args.push(self.cache_ttl.to_string().into());
         if self.passthrough {
             args.push("--passthrough".into());
+        }
+        if self.xattrs {
+            args.push("--xattrs".into());
         }
         if let Some(lock) = &self.runners_lock {
             args.push("--runners-lock".into());
@@ -117,6 +129,7 @@ impl DaemonArgs {
             setid_and_devices: self.runners_lock.is_none(),
             runners_lock: self.runners_lock.clone(),
             passthrough: self.passthrough,
+            xattrs: self.xattrs,
         }
     }
 }
@@ -316,7 +329,8 @@ pub fn serve(
         }
     };
     let overlay = Arc::new(Overlay::new(vfs.clone(), base));
-    let agentfs = AgentFs::new(overlay.clone(), config.ttl, config.passthrough);
+    let agentfs =
+        AgentFs::new(overlay.clone(), config.ttl, config.passthrough).with_xattrs(config.xattrs);
     let ending = agentfs.ending();
     let session = match fuser::Session::new(agentfs, &dir, &fuse_config) {
         Ok(s) => s,
@@ -795,6 +809,7 @@ mod tests {
                 threads: 64,
                 cache_ttl: 0.25,
                 passthrough: true,
+                xattrs: true,
                 notify_ready: true,
                 runners_lock: Some(PathBuf::from("/run dir/lock")),
             },

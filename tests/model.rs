@@ -202,7 +202,13 @@ fn run_both(ops: &[Op]) -> Result<(), TestCaseError> {
         let got = core.apply(op);
         prop_assert_eq!(&got, &want, "op #{} {:?}", i, op);
         let d = tree_diff(&core.tree(), &host.tree());
-        prop_assert!(d.is_empty(), "trees differ after op #{} {:?}:\n{}", i, op, d);
+        prop_assert!(
+            d.is_empty(),
+            "trees differ after op #{} {:?}:\n{}",
+            i,
+            op,
+            d
+        );
     }
     Ok(())
 }

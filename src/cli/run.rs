@@ -67,6 +67,11 @@ pub struct Args {
     /// Do not print the welcome banner.
     #[arg(long, short)]
     quiet: bool,
+    /// Serve extended attributes on the session's mount (off by default, to save a round
+    /// trip per `ls -l` entry and per write; see `agentfs mount --help`). Taken when the
+    /// session's shared mount starts: runners that join later share it as it is.
+    #[arg(long)]
+    xattrs: bool,
     /// The command and its arguments (default: $SHELL).
     #[arg(
         trailing_var_arg = true,
@@ -110,6 +115,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         network: args.network,
         allow_domains: args.allow_domain,
         quiet: args.quiet,
+        xattrs: args.xattrs,
         command: args.command,
         exec: false,
     })
@@ -127,6 +133,7 @@ pub fn exec(args: ExecArgs) -> Result<ExitCode> {
         network: None,
         allow_domains: Vec::new(),
         quiet: true,
+        xattrs: false,
         command: args.command,
         exec: true,
     })

@@ -63,6 +63,8 @@ pub struct RunOptions {
     pub allow_domains: Vec<String>,
     /// No banner.
     pub quiet: bool,
+    /// Serve extended attributes on the shared mount, if this runner starts it.
+    pub xattrs: bool,
     /// The command; the user's shell if empty.
     pub command: Vec<OsString>,
     /// `agentfs exec`: the session must exist, and nothing is made read-only.
@@ -185,7 +187,7 @@ fn open_or_create(r: &SessionRef, opts: &RunOptions, cwd: &Path) -> Result<bool>
 
 /// Makes sure the session's shared mount is up (starting its daemon, or replacing a dead
 /// one). Call it holding the run lock.
-fn ensure_mount(db: &Path, run_dir: &Path) -> Result<PathBuf> {
+fn ensure_mount(db: &Path, run_dir: &Path, xattrs: bool) -> Result<PathBuf> {
     let point = run_dir.join("mnt");
     if let Some(m) = mount::fuse_mount_at(&point) {
         let alive = m.agentfs_pid().is_some_and(mount::process_running);
@@ -200,6 +202,7 @@ fn ensure_mount(db: &Path, run_dir: &Path) -> Result<PathBuf> {
     log.push(".mount.log");
     let args = mount::DaemonArgs {
         runners_lock: Some(run_dir.join("lock")),
+        xattrs,
         ..mount::DaemonArgs::default()
     };
     let session_arg = db.to_string_lossy();
@@ -449,7 +452,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     let lock = std::fs::File::create(&lock_path)
         .and_then(|f| f.lock().map(|()| f))
         .with_context(|| format!("cannot take the run lock {}", lock_path.display()))?;
-    let overlay = ensure_mount(&db, &run_dir)?;
+    let overlay = ensure_mount(&db, &run_dir, opts.xattrs)?;
     let argv: Vec<String> = command
         .iter()
         .map(|a| a.to_string_lossy().into_owned())

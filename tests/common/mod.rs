@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod fuse_trace;
 pub mod project;
 
 use std::path::{Path, PathBuf};
