@@ -543,3 +543,16 @@ fn new_sessions_by_path_must_end_in_db_and_keys_must_not_be_empty() {
         .code(1)
         .stderr(contains("must not be empty"));
 }
+
+#[test]
+fn a_mistyped_run_option_is_a_usage_error_and_makes_no_session() {
+    let h = Home::new();
+    h.cmd(&["run", "--session", "s", "--netwrk=none", "--", "echo", "hi"])
+        .assert()
+        .code(2)
+        .stderr(contains("unexpected argument '--netwrk'").and(contains("--network")));
+    assert!(
+        !h.0.path().join("s.db").exists(),
+        "a session was made for a mistyped command line"
+    );
+}

@@ -72,12 +72,10 @@ pub struct Args {
     /// session's shared mount starts: runners that join later share it as it is.
     #[arg(long)]
     xattrs: bool,
-    /// The command and its arguments (default: $SHELL).
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    /// The command and its arguments (default: $SHELL). Options of `run` come first: a
+    /// mistyped one is an error, not a command; `--` or the first word that is not an
+    /// option starts the command, whose own options pass through untouched.
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<OsString>,
 }
 
