@@ -10,6 +10,7 @@ pub mod mount;
 pub mod overlay;
 pub mod readahead;
 pub mod repl;
+pub mod report;
 pub mod run;
 pub mod runners;
 pub mod session;

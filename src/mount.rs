@@ -10,12 +10,100 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-
 use crate::fuse::AgentFs;
 use crate::overlay::Overlay;
 use crate::runners;
-use crate::vfs::Vfs;
+use crate::session::SessionError;
+use crate::vfs::{Vfs, VfsError};
+
+/// Why mounting, serving or unmounting a session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The mount point cannot be looked at (it is missing, most often).
+    #[error(
+        "mount point {} is not usable; create it with `mkdir -p {}`",
+        dir.display(),
+        dir.display()
+    )]
+    MountPointUnusable { dir: PathBuf, source: io::Error },
+    #[error("mount point {} is not a directory", .0.display())]
+    MountPointNotDir(PathBuf),
+    /// Something is mounted there already.
+    #[error(
+        "{} is already a FUSE mount point; unmount it first with `agentfs umount {}`",
+        .0.display(),
+        .0.display()
+    )]
+    AlreadyMounted(PathBuf),
+    /// The mount point cannot be made absolute.
+    #[error(transparent)]
+    MountPointPath(io::Error),
+    #[error("cannot set up background maintenance")]
+    Maintenance(#[source] VfsError),
+    /// The session's base directory cannot be read from its database.
+    #[error("cannot read the session's base directory: {0}")]
+    ReadBase(VfsError),
+    /// The kernel (or fusermount3) refused the mount; `hint` says what to check.
+    #[error("cannot mount on {}: {error}; {hint}", dir.display())]
+    Mount {
+        dir: PathBuf,
+        error: io::Error,
+        hint: &'static str,
+    },
+    #[error("cannot install signal handlers")]
+    Signals(#[source] io::Error),
+    /// The FUSE session ended with an error.
+    #[error("serving {} failed", dir.display())]
+    Serve { dir: PathBuf, source: io::Error },
+    /// No connection to the session, to read its runners.
+    #[error(transparent)]
+    Session(#[from] VfsError),
+    /// Reading the session's runners failed.
+    #[error(transparent)]
+    Runners(#[from] rusqlite::Error),
+    #[error("cannot find the agentfs executable")]
+    NoExecutable(#[source] io::Error),
+    /// The session to mount is not a valid session name.
+    #[error(transparent)]
+    SessionRef(#[from] SessionError),
+    #[error("cannot make {} absolute", path.display())]
+    Absolute { path: PathBuf, source: io::Error },
+    #[error("cannot open the mount log {}", path.display())]
+    Log { path: PathBuf, source: io::Error },
+    #[error("cannot start the mount daemon")]
+    StartDaemon(#[source] io::Error),
+    /// Reading the daemon's readiness report, or waiting for it, failed.
+    #[error(transparent)]
+    DaemonReport(io::Error),
+    /// The daemon could not mount; its message.
+    #[error("{0}")]
+    DaemonFailed(String),
+    #[error(
+        "the mount daemon exited ({status}) before the mount was ready; see {}",
+        log.display()
+    )]
+    DaemonExited {
+        status: std::process::ExitStatus,
+        log: PathBuf,
+    },
+    /// The mount point's path holds a NUL byte.
+    #[error(transparent)]
+    BadPath(#[from] std::ffi::NulError),
+    #[error(
+        "{} is busy: a process has files or its working directory there; \
+         close them, or pass --lazy to detach it now",
+        .0.display()
+    )]
+    Busy(PathBuf),
+    #[error("cannot unmount {}: {error}", dir.display())]
+    Unmount { dir: PathBuf, error: io::Error },
+    #[error("cannot run fusermount3 ({0}); install fuse3 or unmount as root")]
+    NoFusermount(io::Error),
+    #[error("fusermount3 could not unmount {}: {stderr}", dir.display())]
+    Fusermount { dir: PathBuf, stderr: String },
+    #[error("{} is not a FUSE mount point; nothing to unmount", .0.display())]
+    NotMounted(PathBuf),
+}
 
 /// How the mount is served.
 #[derive(Debug, Clone)]
@@ -257,25 +345,18 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn check_mount_point(dir: &Path) -> Result<PathBuf> {
-    let meta = std::fs::metadata(dir).with_context(|| {
-        format!(
-            "mount point {} is not usable; create it with `mkdir -p {}`",
-            dir.display(),
-            dir.display()
-        )
+fn check_mount_point(dir: &Path) -> Result<PathBuf, MountError> {
+    let meta = std::fs::metadata(dir).map_err(|source| MountError::MountPointUnusable {
+        dir: dir.to_path_buf(),
+        source,
     })?;
     if !meta.is_dir() {
-        bail!("mount point {} is not a directory", dir.display());
+        return Err(MountError::MountPointNotDir(dir.to_path_buf()));
     }
     if fuse_mount_at(dir).is_some() {
-        bail!(
-            "{} is already a FUSE mount point; unmount it first with `agentfs umount {}`",
-            dir.display(),
-            dir.display()
-        );
+        return Err(MountError::AlreadyMounted(dir.to_path_buf()));
     }
-    Ok(std::fs::canonicalize(dir)?)
+    std::fs::canonicalize(dir).map_err(MountError::MountPointPath)
 }
 
 /// Mounts `vfs` on `dir` and serves it in this process until it is unmounted or the process
@@ -286,11 +367,11 @@ pub fn serve(
     dir: &Path,
     config: &MountConfig,
     ready: impl FnOnce(Result<(), String>),
-) -> Result<()> {
+) -> Result<(), MountError> {
     let dir = match check_mount_point(dir) {
         Ok(d) => d,
         Err(e) => {
-            ready(Err(format!("{e:#}")));
+            ready(Err(crate::report::chain(&e)));
             return Err(e);
         }
     };
@@ -318,13 +399,13 @@ pub fn serve(
     };
     let vfs = Arc::new(vfs);
     vfs.use_background_maintenance()
-        .context("cannot set up background maintenance")?;
+        .map_err(MountError::Maintenance)?;
     let start_seq = vfs.last_change_seq().unwrap_or(0);
     let base = match vfs.store().and_then(|s| Ok(s.base_path()?)) {
         Ok(b) => b,
         Err(e) => {
-            let e = anyhow!("cannot read the session's base directory: {e}");
-            ready(Err(format!("{e:#}")));
+            let e = MountError::ReadBase(e);
+            ready(Err(crate::report::chain(&e)));
             return Err(e);
         }
     };
@@ -336,7 +417,7 @@ pub fn serve(
         Ok(s) => s,
         Err(e) => {
             let e = explain_mount_error(&dir, e);
-            ready(Err(format!("{e:#}")));
+            ready(Err(crate::report::chain(&e)));
             return Err(e);
         }
     };
@@ -347,7 +428,7 @@ pub fn serve(
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
     ])
-    .context("cannot install signal handlers")?;
+    .map_err(MountError::Signals)?;
     std::thread::spawn(move || {
         if signals.forever().next().is_some()
             && let Err(e) = unmounter.unmount()
@@ -396,8 +477,7 @@ pub fn serve(
     if let Some(w) = db_watch {
         let _ = w.join();
     }
-    result.with_context(|| format!("serving {} failed", dir.display()))?;
-    Ok(())
+    result.map_err(|source| MountError::Serve { dir, source })
 }
 
 /// How often the maintenance thread checks the WAL size and the free pages.
@@ -441,7 +521,7 @@ fn unmount_if_database_goes(db: &Path, opened: (u64, u64), dir: &Path, stop: &At
         );
         // Lazily: a file held open there must not keep the mount, nor the daemon, alive.
         if let Err(e) = detach(dir, true) {
-            eprintln!("agentfs: unmount failed: {e:#}");
+            eprintln!("agentfs: unmount failed: {}", crate::report::Chain(&e));
             return false;
         }
         return true;
@@ -485,7 +565,7 @@ fn serve_while_runners(
     mut unmounter: fuser::SessionUnmounter,
     stop: &AtomicBool,
 ) -> bool {
-    let any_live = || -> Result<bool> {
+    let any_live = || -> Result<bool, MountError> {
         let store = vfs.store()?;
         runners::close_dead(&store.conn)?;
         Ok(!runners::live(&store.conn)?.is_empty())
@@ -496,7 +576,10 @@ fn serve_while_runners(
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => {
-                eprintln!("agentfs: cannot read the session's runners: {e:#}");
+                eprintln!(
+                    "agentfs: cannot read the session's runners: {}",
+                    crate::report::Chain(&e)
+                );
                 continue;
             }
         }
@@ -589,28 +672,27 @@ fn invalidate(overlay: &Overlay, notifier: &fuser::Notifier, row: &crate::vfs::J
     }
 }
 
-fn explain_mount_error(dir: &Path, e: io::Error) -> anyhow::Error {
+fn explain_mount_error(dir: &Path, error: io::Error) -> MountError {
     let dev_fuse = Path::new("/dev/fuse");
     let hint = if !dev_fuse.exists() {
         "/dev/fuse is missing: load the module (`modprobe fuse`) or run where FUSE is available"
-            .to_string()
-    } else if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
+    } else if matches!(error.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
         if !can_open_rw(dev_fuse) {
             "this user cannot open /dev/fuse (it is usually mode 0666; here only root may): \
              run as root, or ask for /dev/fuse to be opened to users"
-                .to_string()
         } else if which("fusermount3").is_none() {
             "mounting as a user needs fusermount3: install the fuse3 package, or run as root"
-                .to_string()
         } else {
             "the kernel refused the mount: check that the mount point is yours and not in use"
-                .to_string()
         }
     } else {
         "check that FUSE works here (`ls -l /dev/fuse`) and that the directory is not in use"
-            .to_string()
     };
-    anyhow!("cannot mount on {}: {e}; {hint}", dir.display())
+    MountError::Mount {
+        dir: dir.to_path_buf(),
+        error,
+        hint,
+    }
 }
 
 fn can_open_rw(path: &Path) -> bool {
@@ -634,10 +716,18 @@ fn which(program: &str) -> Option<PathBuf> {
 /// The daemon works in `/`, never in a directory it serves: a process that could reach its
 /// working directory would reach the real base directory, so a path in `args` must be
 /// absolute.
-pub fn spawn_daemon(session: &str, dir: &Path, args: &DaemonArgs, log: &Path) -> Result<u32> {
-    let exe = std::env::current_exe().context("cannot find the agentfs executable")?;
+pub fn spawn_daemon(
+    session: &str,
+    dir: &Path,
+    args: &DaemonArgs,
+    log: &Path,
+) -> Result<u32, MountError> {
+    let exe = std::env::current_exe().map_err(MountError::NoExecutable)?;
     let absolute = |p: &Path| {
-        std::path::absolute(p).with_context(|| format!("cannot make {} absolute", p.display()))
+        std::path::absolute(p).map_err(|source| MountError::Absolute {
+            path: p.to_path_buf(),
+            source,
+        })
     };
     let session_ref = crate::session::SessionRef::parse(session)?;
     let session_path = absolute(&session_ref.path)?;
@@ -647,7 +737,10 @@ pub fn spawn_daemon(session: &str, dir: &Path, args: &DaemonArgs, log: &Path) ->
         .create(true)
         .append(true)
         .open(log)
-        .with_context(|| format!("cannot open the mount log {}", log.display()))?;
+        .map_err(|source| MountError::Log {
+            path: log.to_path_buf(),
+            source,
+        })?;
     let mut cmd = Command::new(exe);
     let args = DaemonArgs {
         notify_ready: true,
@@ -669,22 +762,24 @@ pub fn spawn_daemon(session: &str, dir: &Path, args: &DaemonArgs, log: &Path) ->
             Ok(())
         });
     }
-    let mut child = cmd.spawn().context("cannot start the mount daemon")?;
+    let mut child = cmd.spawn().map_err(MountError::StartDaemon)?;
     let stdout = child.stdout.take().expect("piped");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(MountError::DaemonReport)?;
     match line.trim_end() {
         "ready" => Ok(child.id()),
         msg if msg.starts_with("error: ") => {
             let _ = child.wait();
-            bail!("{}", &msg["error: ".len()..])
+            Err(MountError::DaemonFailed(msg["error: ".len()..].to_string()))
         }
         _ => {
-            let status = child.wait()?;
-            bail!(
-                "the mount daemon exited ({status}) before the mount was ready; see {}",
-                log.display()
-            )
+            let status = child.wait().map_err(MountError::DaemonReport)?;
+            Err(MountError::DaemonExited {
+                status,
+                log: log.to_path_buf(),
+            })
         }
     }
 }
@@ -707,7 +802,7 @@ pub fn notify_parent(result: Result<(), String>) {
 
 /// Takes the FUSE mount at `dir` off the tree (`lazy`: even while files there are in use),
 /// as root directly, otherwise through fusermount3.
-fn detach(dir: &Path, lazy: bool) -> Result<()> {
+fn detach(dir: &Path, lazy: bool) -> Result<(), MountError> {
     let target = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
@@ -715,15 +810,14 @@ fn detach(dir: &Path, lazy: bool) -> Result<()> {
         let flags = if lazy { libc::MNT_DETACH } else { 0 };
         // SAFETY: `c` is a valid C string.
         if unsafe { libc::umount2(c.as_ptr(), flags) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EBUSY) {
-                bail!(
-                    "{} is busy: a process has files or its working directory there; \
-                     close them, or pass --lazy to detach it now",
-                    dir.display()
-                );
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EBUSY) {
+                return Err(MountError::Busy(dir.to_path_buf()));
             }
-            bail!("cannot unmount {}: {e}", dir.display());
+            return Err(MountError::Unmount {
+                dir: dir.to_path_buf(),
+                error,
+            });
         }
     } else {
         let mut cmd = Command::new("fusermount3");
@@ -731,15 +825,15 @@ fn detach(dir: &Path, lazy: bool) -> Result<()> {
         if lazy {
             cmd.arg("-z");
         }
-        let out = cmd.arg(&target).output().map_err(|e| {
-            anyhow!("cannot run fusermount3 ({e}); install fuse3 or unmount as root")
-        })?;
+        let out = cmd
+            .arg(&target)
+            .output()
+            .map_err(MountError::NoFusermount)?;
         if !out.status.success() {
-            bail!(
-                "fusermount3 could not unmount {}: {}",
-                dir.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            return Err(MountError::Fusermount {
+                dir: dir.to_path_buf(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
     }
     Ok(())
@@ -751,12 +845,9 @@ const DAEMON_EXIT_WAIT: Duration = Duration::from_secs(60);
 /// Unmounts the FUSE mount at `dir`. `lazy` detaches it even while files there are in use.
 /// For an agentfs mount it then waits until the daemon has finished writing the session, so
 /// the database is complete and compacted when this returns.
-pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
+pub fn unmount(dir: &Path, lazy: bool) -> Result<(), MountError> {
     let Some(mount) = fuse_mount_at(dir) else {
-        bail!(
-            "{} is not a FUSE mount point; nothing to unmount",
-            dir.display()
-        );
+        return Err(MountError::NotMounted(dir.to_path_buf()));
     };
     detach(dir, lazy)?;
     if let Some(pid) = mount.agentfs_pid() {

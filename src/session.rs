@@ -34,6 +34,47 @@ pub enum SessionError {
     NotDbPath(String),
     #[error("cannot find the agentfs home: set AGENTFS_HOME or HOME")]
     NoHome,
+    /// The base directory given for a new session cannot be resolved.
+    #[error("base directory {} is not usable", dir.display())]
+    BaseUnusable {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// The base given for a new session is not a directory.
+    #[error("base {} is not a directory; pass a directory with --base", .0.display())]
+    BaseNotDir(PathBuf),
+    /// The directory to hold a new session database cannot be made.
+    #[error("cannot create the session directory {}", dir.display())]
+    SessionDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// Building the new session database failed (nothing is left behind).
+    #[error("cannot create session {}", path.display())]
+    Create { path: PathBuf, source: CreateError },
+}
+
+/// The step of creating a session database that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The new database does not open as a session.
+    #[error(transparent)]
+    Open(#[from] crate::vfs::VfsError),
+    /// Writing the new session's settings failed.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    /// The base directory's owner and mode cannot be read.
+    #[error("cannot read the base directory {}", base.display())]
+    ReadBase {
+        base: PathBuf,
+        source: std::io::Error,
+    },
+    /// The finished database cannot be linked into place.
+    #[error("cannot create {}", path.display())]
+    Link {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The directory holding session databases.
@@ -193,33 +234,32 @@ pub fn new_id() -> String {
 }
 
 /// `dir` made absolute and checked to be a directory, to serve as a session's base.
-pub fn usable_base(dir: &Path) -> anyhow::Result<PathBuf> {
-    use anyhow::Context;
-    let canon = std::fs::canonicalize(dir)
-        .with_context(|| format!("base directory {} is not usable", dir.display()))?;
+pub fn usable_base(dir: &Path) -> Result<PathBuf, SessionError> {
+    let canon = std::fs::canonicalize(dir).map_err(|source| SessionError::BaseUnusable {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     if !canon.is_dir() {
-        anyhow::bail!(
-            "base {} is not a directory; pass a directory with --base",
-            dir.display()
-        );
+        return Err(SessionError::BaseNotDir(dir.to_path_buf()));
     }
     Ok(canon)
 }
 
 /// Creates the session database of `r`, overlaying `base` if given. Fails if it exists
 /// (also when another process creates it at the same moment); leaves nothing behind on error.
-pub fn create(r: &SessionRef, base: Option<&Path>) -> anyhow::Result<()> {
-    use anyhow::Context;
+pub fn create(r: &SessionRef, base: Option<&Path>) -> Result<(), SessionError> {
     if let Some(dir) = r.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| SessionError::SessionDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     }
+    let exists = || SessionError::Exists {
+        id: r.id.clone(),
+        path: r.path.clone(),
+    };
     if r.path.exists() {
-        return Err(SessionError::Exists {
-            id: r.id.clone(),
-            path: r.path.clone(),
-        }
-        .into());
+        return Err(exists());
     }
     // Built complete under a temporary name, then linked into place: the link fails if the
     // name is taken, so two creations of one id cannot both succeed, and nobody ever opens
@@ -233,7 +273,7 @@ pub fn create(r: &SessionRef, base: Option<&Path>) -> anyhow::Result<()> {
         }
     };
     cleanup(&tmp);
-    let built = (|| -> anyhow::Result<()> {
+    let built = (|| -> Result<(), CreateError> {
         let vfs = crate::vfs::Vfs::open_session(&tmp, crate::store::OpenMode::Create)?;
         let store = vfs.store()?;
         if let Some(base) = base {
@@ -247,8 +287,9 @@ pub fn create(r: &SessionRef, base: Option<&Path>) -> anyhow::Result<()> {
         let (uid, gid, mode) = match base {
             Some(base) => {
                 use std::os::unix::fs::MetadataExt;
-                let m = std::fs::metadata(base).with_context(|| {
-                    format!("cannot read the base directory {}", base.display())
+                let m = std::fs::metadata(base).map_err(|source| CreateError::ReadBase {
+                    base: base.to_path_buf(),
+                    source,
                 })?;
                 (m.uid(), m.gid(), m.mode())
             }
@@ -265,23 +306,23 @@ pub fn create(r: &SessionRef, base: Option<&Path>) -> anyhow::Result<()> {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     })();
-    let linked = built.and_then(|()| match std::fs::hard_link(&tmp, &r.path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(SessionError::Exists {
-            id: r.id.clone(),
-            path: r.path.clone(),
-        }
-        .into()),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot create {}", r.path.display()))),
-    });
+    let create_failed = |source| SessionError::Create {
+        path: r.path.clone(),
+        source,
+    };
+    let linked =
+        built
+            .map_err(create_failed)
+            .and_then(|()| match std::fs::hard_link(&tmp, &r.path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists()),
+                Err(source) => Err(create_failed(CreateError::Link {
+                    path: r.path.clone(),
+                    source,
+                })),
+            });
     cleanup(&tmp);
-    linked.map_err(|e| {
-        if e.downcast_ref::<SessionError>().is_some() {
-            e
-        } else {
-            e.context(format!("cannot create session {}", r.path.display()))
-        }
-    })
+    linked
 }
 
 /// Why a session cannot be served: the host directory it overlays is gone (or the database

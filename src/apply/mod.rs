@@ -379,7 +379,7 @@ mod tests {
     fn a_failed_path_is_named_before_the_cause() {
         let e = ApplyError::at("/x/y")(ApplyError::Vfs(VfsError::IsDir));
         assert_eq!(
-            format!("{:#}", anyhow::Error::new(e)),
+            crate::report::chain(&e),
             "cannot apply /x/y: is a directory"
         );
     }

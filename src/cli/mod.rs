@@ -114,8 +114,16 @@ pub fn main() -> ExitCode {
 
 /// Output cut short by a closed pipe (`agentfs diff demo | head`) is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use agentfs::repl::ReplError;
     e.chain()
-        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .filter_map(|c| {
+            // The SQL shell's output errors show the io::Error's text in place of their own.
+            c.downcast_ref::<io::Error>()
+                .or_else(|| match c.downcast_ref::<ReplError>() {
+                    Some(ReplError::Output(io)) => Some(io),
+                    _ => None,
+                })
+        })
         .any(|io| io.kind() == io::ErrorKind::BrokenPipe)
 }
 

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::io;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use super::ReplError;
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -113,7 +113,7 @@ impl rustyline::validate::Validator for Helper {}
 impl rustyline::Helper for Helper {}
 
 /// Reads and runs lines until `.quit` or Ctrl-D. `history`: the file kept across runs.
-pub fn run(shell: &mut Shell, history: Option<PathBuf>) -> Result<()> {
+pub fn run(shell: &mut Shell, history: Option<PathBuf>) -> Result<(), ReplError> {
     let config = rustyline::Config::builder()
         .auto_add_history(false)
         .completion_type(rustyline::CompletionType::List)
@@ -127,7 +127,8 @@ pub fn run(shell: &mut Shell, history: Option<PathBuf>) -> Result<()> {
     // interrupts the statement (sqlite3_interrupt), not the shell. At the prompt rustyline
     // reads Ctrl-C as a key and we drop the line being typed.
     let handle = shell.interrupt_handle();
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT])?;
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT])
+        .map_err(ReplError::Signals)?;
     let signal_thread = signals.handle();
     std::thread::spawn(move || {
         for _ in signals.forever() {
@@ -156,7 +157,7 @@ pub fn run(shell: &mut Shell, history: Option<PathBuf>) -> Result<()> {
                     match shell.run_dot(line.trim(), &mut io::stdout()) {
                         Ok(Flow::Quit) => break,
                         Ok(Flow::Continue) => {}
-                        Err(e) => eprintln!("error: {e:#}"),
+                        Err(e) => eprintln!("error: {}", crate::report::Chain(&e)),
                     }
                     continue;
                 }
@@ -169,7 +170,7 @@ pub fn run(shell: &mut Shell, history: Option<PathBuf>) -> Result<()> {
                     let sql = std::mem::take(&mut pending);
                     remember(&mut editor, sql.trim());
                     if let Err(e) = shell.run_sql(&sql, &mut io::stdout()) {
-                        eprintln!("error: {e:#}");
+                        eprintln!("error: {}", crate::report::Chain(&e));
                     }
                     if let Some(h) = editor.helper_mut() {
                         h.words = shell.completion_words();

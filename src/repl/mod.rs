@@ -9,10 +9,61 @@ pub mod render;
 use std::io::Write;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
 use rusqlite::Connection;
 
 use render::{Cell, Mode, ResultSet};
+
+/// Why a statement, a dot-command or a script of the SQL shell failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplError {
+    /// SQLite refused or failed the statement.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    /// Writing the results failed (a closed pipe, a full disk).
+    #[error(transparent)]
+    Output(#[from] std::io::Error),
+    #[error(
+        "transactions are refused in a read-only shell: it runs each statement on its \
+         own so it never holds the live session's WAL (use --write for transactions)"
+    )]
+    ReadOnlyTransaction,
+    /// A dot-command that takes on or off got something else.
+    #[error("{cmd} takes on or off")]
+    OnOff { cmd: String },
+    #[error("unknown mode {0:?}; use table, csv, json, line or list")]
+    UnknownMode(String),
+    #[error(".read needs a FILE")]
+    ReadNeedsFile,
+    #[error(".q needs a query name; see .queries")]
+    QueryNeedsName,
+    #[error(".once needs a FILE")]
+    OnceNeedsFile,
+    #[error("cannot read {file}")]
+    ReadFile {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {file}")]
+    WriteFile {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("unknown command {0}; .help lists the commands")]
+    UnknownCommand(String),
+    #[error("no named query {0:?}; .queries lists them")]
+    UnknownQuery(String),
+    /// A script went on past errors; the first one.
+    #[error("the script had errors")]
+    Script(#[source] Box<ReplError>),
+    /// The interactive line editor failed.
+    #[error(transparent)]
+    Editor(#[from] rustyline::error::ReadlineError),
+    /// Ctrl-C cannot be caught to interrupt statements.
+    #[error(transparent)]
+    Signals(std::io::Error),
+}
+
+type Result<T, E = ReplError> = std::result::Result<T, E>;
 
 /// A named query shipped with agentfs (`queries/<name>.sql`).
 pub struct NamedQuery {
@@ -253,10 +304,7 @@ impl Shell {
         // recycled for as long as the shell sits at its prompt.
         if self._guard.is_some() && !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
-            anyhow::bail!(
-                "transactions are refused in a read-only shell: it runs each statement on its \
-                 own so it never holds the live session's WAL (use --write for transactions)"
-            );
+            return Err(ReplError::ReadOnlyTransaction);
         }
         let mut text = String::new();
         if !rs.columns.is_empty() {
@@ -288,7 +336,9 @@ impl Shell {
             match args.first().map(String::as_str) {
                 Some("on") => Ok(true),
                 Some("off") => Ok(false),
-                _ => bail!("{cmd} takes on or off"),
+                _ => Err(ReplError::OnOff {
+                    cmd: cmd.to_string(),
+                }),
             }
         };
         match cmd {
@@ -329,17 +379,18 @@ impl Shell {
             }
             ".mode" => {
                 let name = args.first().map(String::as_str).unwrap_or("");
-                self.mode = Mode::parse(name).ok_or_else(|| {
-                    anyhow!("unknown mode {name:?}; use table, csv, json, line or list")
-                })?;
+                self.mode =
+                    Mode::parse(name).ok_or_else(|| ReplError::UnknownMode(name.to_string()))?;
             }
             ".headers" => self.headers = on_off(args)?,
             ".timer" => self.timer = on_off(args)?,
             ".bail" => self.bail = on_off(args)?,
             ".read" => {
-                let file = args.first().ok_or_else(|| anyhow!(".read needs a FILE"))?;
-                let text =
-                    std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?;
+                let file = args.first().ok_or(ReplError::ReadNeedsFile)?;
+                let text = std::fs::read_to_string(file).map_err(|source| ReplError::ReadFile {
+                    file: file.clone(),
+                    source,
+                })?;
                 return self.run_script(&text, out);
             }
             ".queries" => {
@@ -348,25 +399,27 @@ impl Shell {
                 }
             }
             ".q" => {
-                let (name, rest) = args
-                    .split_first()
-                    .ok_or_else(|| anyhow!(".q needs a query name; see .queries"))?;
+                let (name, rest) = args.split_first().ok_or(ReplError::QueryNeedsName)?;
                 self.run_named(name, rest, out)?;
             }
             ".output" | ".once" => {
                 let once = cmd == ".once";
                 self.redirect = match args.first() {
                     Some(file) => Some(Redirect {
-                        file: std::fs::File::create(file)
-                            .with_context(|| format!("cannot write {file}"))?,
+                        file: std::fs::File::create(file).map_err(|source| {
+                            ReplError::WriteFile {
+                                file: file.clone(),
+                                source,
+                            }
+                        })?,
                         once,
                     }),
-                    None if once => bail!(".once needs a FILE"),
+                    None if once => return Err(ReplError::OnceNeedsFile),
                     None => None,
                 };
             }
             ".quit" | ".exit" => return Ok(Flow::Quit),
-            other => bail!("unknown command {other}; .help lists the commands"),
+            other => return Err(ReplError::UnknownCommand(other.to_string())),
         }
         Ok(Flow::Continue)
     }
@@ -376,7 +429,7 @@ impl Shell {
         let q = QUERIES
             .iter()
             .find(|q| q.name == name)
-            .ok_or_else(|| anyhow!("no named query {name:?}; .queries lists them"))?;
+            .ok_or_else(|| ReplError::UnknownQuery(name.to_string()))?;
         self.run_statements(&split_statements(q.sql), args, out)
     }
 
@@ -393,7 +446,7 @@ impl Shell {
                     Ok(Flow::Continue) => {}
                     Err(e) if self.bail => return Err(e),
                     Err(e) => {
-                        eprintln!("agentfs sql: {e:#}");
+                        eprintln!("agentfs sql: {}", crate::report::Chain(&e));
                         failed.get_or_insert(e);
                     }
                 }
@@ -407,7 +460,7 @@ impl Shell {
                     if self.bail {
                         return Err(e);
                     }
-                    eprintln!("agentfs sql: {e:#}");
+                    eprintln!("agentfs sql: {}", crate::report::Chain(&e));
                     failed.get_or_insert(e);
                 }
             }
@@ -418,7 +471,7 @@ impl Shell {
             failed.get_or_insert(e);
         }
         match failed {
-            Some(e) => Err(e.context("the script had errors")),
+            Some(e) => Err(ReplError::Script(Box::new(e))),
             None => Ok(Flow::Continue),
         }
     }

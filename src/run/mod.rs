@@ -11,11 +11,103 @@ use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
-
-use crate::session::{self, SessionRef};
-use crate::store::{OpenMode, Store};
+use crate::mount::MountError;
+use crate::session::{self, SessionError, SessionRef};
+use crate::store::{OpenMode, Store, StoreError};
 use crate::{mount, runners};
+
+/// Why a command could not be run in its session (the binary exits with 1 for these; the
+/// command's own failures are its exit status).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The session named is invalid or missing, or cannot be created.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The session database does not open.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading or writing the session's settings or runners failed.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    /// A base directory or a path given is refused by the sandbox's rules.
+    #[error(transparent)]
+    Refused(#[from] policy::Refused),
+    /// An `--allow-domain` entry is malformed.
+    #[error("{0}")]
+    Domain(String),
+    #[error("--allow-domain needs --network=allow (it names what the proxy lets through)")]
+    DomainWithoutAllow,
+    #[error("--hide-home needs $HOME to name the home directory")]
+    HideHomeWithoutHome,
+    /// A path given with `flag` (`--allow`, `--deny`, `--read`) does not exist.
+    #[error("{flag} {}: {error}; give a file or directory that exists", path.display())]
+    MissingPath {
+        flag: String,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot read the current directory")]
+    CurrentDir(#[source] std::io::Error),
+    /// The session database cannot be made absolute.
+    #[error(transparent)]
+    DatabasePath(std::io::Error),
+    #[error("cannot find the session database {}", path.display())]
+    FindDatabase {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "session {id} has no base directory; `agentfs run` makes sessions over the current \
+         directory (or create one with `agentfs init ID --base DIR`)"
+    )]
+    NoBase { id: String },
+    #[error(
+        "the base directory of session {id}, {}, is missing; restore it or start a new session",
+        base.display()
+    )]
+    BaseMissing { id: String, base: PathBuf },
+    /// The run directory (mount point, lock, private /tmp) cannot be made.
+    #[error("cannot create {}", path.display())]
+    RunDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot set the mode of {}", path.display())]
+    RunDirMode {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot take the run lock {}", path.display())]
+    RunLock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A dead mount of the session (its daemon killed) cannot be taken away.
+    #[error("cannot remove the dead mount at {}", point.display())]
+    RemoveDeadMount { point: PathBuf, source: MountError },
+    #[error("cannot mount the session")]
+    Mount(#[source] MountError),
+    #[error("cannot make a channel for the network proxy")]
+    ProxyChannel(#[source] std::io::Error),
+    /// The network proxy cannot start.
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyError),
+    #[error("cannot find the agentfs executable")]
+    NoExecutable(#[source] std::io::Error),
+    /// The sandbox's plan cannot be written for the helper.
+    #[error(transparent)]
+    Plan(#[from] serde_json::Error),
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot pass the proxy's channel to the sandbox")]
+    PassChannel(#[source] nix::errno::Errno),
+    #[error("cannot start the sandbox")]
+    StartSandbox(#[source] std::io::Error),
+    #[error("cannot wait for the command")]
+    Wait(#[source] std::io::Error),
+}
+
+type Result<T, E = RunError> = std::result::Result<T, E>;
 
 /// Agent and tool directories under $HOME that stay writable by default, when they exist.
 pub const DEFAULT_ALLOWS: &[&str] = &[
@@ -178,10 +270,8 @@ fn open_or_create(r: &SessionRef, opts: &RunOptions, cwd: &Path) -> Result<bool>
     match session::create(r, Some(cwd)) {
         Ok(()) => Ok(false),
         // Another runner created it at the same moment: join it.
-        Err(e) if matches!(e.downcast_ref(), Some(session::SessionError::Exists { .. })) => {
-            Ok(true)
-        }
-        Err(e) => Err(e),
+        Err(SessionError::Exists { .. }) => Ok(true),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -195,8 +285,10 @@ fn ensure_mount(db: &Path, run_dir: &Path, xattrs: bool) -> Result<PathBuf> {
             return Ok(point);
         }
         // Its daemon was killed: take the dead mount away and start afresh.
-        mount::unmount(&point, true)
-            .with_context(|| format!("cannot remove the dead mount at {}", point.display()))?;
+        mount::unmount(&point, true).map_err(|source| RunError::RemoveDeadMount {
+            point: point.clone(),
+            source,
+        })?;
     }
     let mut log = db.as_os_str().to_owned();
     log.push(".mount.log");
@@ -206,8 +298,7 @@ fn ensure_mount(db: &Path, run_dir: &Path, xattrs: bool) -> Result<PathBuf> {
         ..mount::DaemonArgs::default()
     };
     let session_arg = db.to_string_lossy();
-    mount::spawn_daemon(&session_arg, &point, &args, Path::new(&log))
-        .context("cannot mount the session")?;
+    mount::spawn_daemon(&session_arg, &point, &args, Path::new(&log)).map_err(RunError::Mount)?;
     Ok(point)
 }
 
@@ -218,24 +309,31 @@ fn prepare_run_dir(run_dir: &Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     match std::fs::DirBuilder::new().mode(0o700).create(run_dir) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            return Err(e).with_context(|| format!("cannot create {}", run_dir.display()));
+            return Err(RunError::RunDir {
+                path: run_dir.to_path_buf(),
+                source: e,
+            });
         }
         _ => {}
     }
-    std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot set the mode of {}", run_dir.display()))?;
+    std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+        |source| RunError::RunDirMode {
+            path: run_dir.to_path_buf(),
+            source,
+        },
+    )?;
     let tmp = run_dir.join("tmp");
     for d in [run_dir.join("mnt"), tmp.clone()] {
         // A dead mount on `mnt` (its daemon killed) cannot be looked into, only replaced.
         match std::fs::create_dir(&d) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(e).with_context(|| format!("cannot create {}", d.display()));
+                return Err(RunError::RunDir { path: d, source: e });
             }
             _ => {}
         }
     }
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777))
-        .with_context(|| format!("cannot set the mode of {}", tmp.display()))?;
+        .map_err(|source| RunError::RunDirMode { path: tmp, source })?;
     Ok(())
 }
 
@@ -266,11 +364,10 @@ fn existing_paths(flag: &str, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     paths
         .iter()
         .map(|p| {
-            std::fs::canonicalize(p).map_err(|e| {
-                anyhow!(
-                    "{flag} {}: {e}; give a file or directory that exists",
-                    p.display()
-                )
+            std::fs::canonicalize(p).map_err(|error| RunError::MissingPath {
+                flag: flag.to_string(),
+                path: p.clone(),
+                error,
             })
         })
         .collect()
@@ -339,7 +436,7 @@ fn layout(opts: &RunOptions, base: &Path, stores: &[PathBuf]) -> Result<Layout> 
     }
     let hidden_home = match (opts.hide_home && !opts.exec, home) {
         (true, Some(home)) if home != base => Some(home),
-        (true, None) => bail!("--hide-home needs $HOME to name the home directory"),
+        (true, None) => return Err(RunError::HideHomeWithoutHome),
         _ => None,
     };
     Ok(Layout {
@@ -370,14 +467,14 @@ fn network_policy(
 /// checked before anything is made for the run.
 fn chosen_network(opts: &RunOptions) -> Result<Option<network::Network>> {
     for d in &opts.allow_domains {
-        network::check_domain(d).map_err(|e| anyhow!(e))?;
+        network::check_domain(d).map_err(RunError::Domain)?;
     }
     if opts.network.is_none() && opts.allow_domains.is_empty() {
         return Ok(None);
     }
     let chosen = opts.network.unwrap_or(network::Network::Allow);
     if chosen != network::Network::Allow && !opts.allow_domains.is_empty() {
-        bail!("--allow-domain needs --network=allow (it names what the proxy lets through)");
+        return Err(RunError::DomainWithoutAllow);
     }
     Ok(Some(chosen))
 }
@@ -392,7 +489,7 @@ fn check_sandbox_base(opts: &RunOptions, base: &Path, db: &Path) -> Result<()> {
         return Ok(());
     };
     policy::check_base(base, &home)?;
-    let db = std::path::absolute(db)?;
+    let db = std::path::absolute(db).map_err(RunError::DatabasePath)?;
     let db = db
         .parent()
         .and_then(|d| std::fs::canonicalize(d).ok())
@@ -406,7 +503,7 @@ fn check_sandbox_base(opts: &RunOptions, base: &Path, db: &Path) -> Result<()> {
 pub fn run(opts: &RunOptions) -> Result<u8> {
     let cwd = std::env::current_dir()
         .and_then(std::fs::canonicalize)
-        .context("cannot read the current directory")?;
+        .map_err(RunError::CurrentDir)?;
     // Bad arguments are found before a session is made for them (against the base the
     // session will have: the current directory for a new one).
     let r = session_ref(opts)?;
@@ -427,22 +524,19 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     };
 
     let existed = open_or_create(&r, opts, &cwd)?;
-    let db = std::fs::canonicalize(&r.path)
-        .with_context(|| format!("cannot find the session database {}", r.path.display()))?;
-    let store = Store::open(&db, OpenMode::Existing)?;
-    let base = store.base_path()?.ok_or_else(|| {
-        anyhow!(
-            "session {} has no base directory; `agentfs run` makes sessions over the current \
-             directory (or create one with `agentfs init ID --base DIR`)",
-            r.id
-        )
+    let db = std::fs::canonicalize(&r.path).map_err(|source| RunError::FindDatabase {
+        path: r.path.clone(),
+        source,
     })?;
+    let store = Store::open(&db, OpenMode::Existing)?;
+    let base = store
+        .base_path()?
+        .ok_or_else(|| RunError::NoBase { id: r.id.clone() })?;
     if !base.is_dir() {
-        bail!(
-            "the base directory of session {}, {}, is missing; restore it or start a new session",
-            r.id,
-            base.display()
-        );
+        return Err(RunError::BaseMissing {
+            id: r.id.clone(),
+            base,
+        });
     }
     check_sandbox_base(opts, &base, &db)?;
     let layout = layout(opts, &base, &stores)?;
@@ -451,7 +545,10 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     let lock_path = run_dir.join("lock");
     let lock = std::fs::File::create(&lock_path)
         .and_then(|f| f.lock().map(|()| f))
-        .with_context(|| format!("cannot take the run lock {}", lock_path.display()))?;
+        .map_err(|source| RunError::RunLock {
+            path: lock_path.clone(),
+            source,
+        })?;
     let overlay = ensure_mount(&db, &run_dir, opts.xattrs)?;
     let argv: Vec<String> = command
         .iter()
@@ -468,8 +565,8 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     // The proxy is served from here; the helper hands over its socket through `theirs`.
     let channel = match net.0 {
         network::Network::Allow => {
-            let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-                .context("cannot make a channel for the network proxy")?;
+            let (ours, theirs) =
+                std::os::unix::net::UnixStream::pair().map_err(RunError::ProxyChannel)?;
             proxy::start(ours, db.clone(), runner, net.1.clone())?;
             Some(theirs)
         }
@@ -545,7 +642,7 @@ fn spawn_and_wait(
     use signal_hook::iterator::exfiltrator::WithOrigin;
     use signal_hook::low_level::siginfo::Cause;
 
-    let exe = std::env::current_exe().context("cannot find the agentfs executable")?;
+    let exe = std::env::current_exe().map_err(RunError::NoExecutable)?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("sandbox-exec")
         .arg("--")
@@ -565,7 +662,7 @@ fn spawn_and_wait(
     // Installed before the command starts, so no signal sent in between is lost.
     let mut signals =
         SignalsInfo::<WithOrigin>::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2])
-            .context("cannot install signal handlers")?;
+            .map_err(RunError::Signals)?;
     let handle = signals.handle();
     if let Some(c) = &channel {
         // The helper inherits the proxy's channel (every other descriptor closes on exec).
@@ -573,9 +670,9 @@ fn spawn_and_wait(
             c,
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
         )
-        .context("cannot pass the proxy's channel to the sandbox")?;
+        .map_err(RunError::PassChannel)?;
     }
-    let mut child = cmd.spawn().context("cannot start the sandbox")?;
+    let mut child = cmd.spawn().map_err(RunError::StartSandbox)?;
     drop(channel);
     let pid = child.id() as libc::pid_t;
     let forwarder = std::thread::spawn(move || {
@@ -586,7 +683,7 @@ fn spawn_and_wait(
             }
         }
     });
-    let status = child.wait().context("cannot wait for the command");
+    let status = child.wait().map_err(RunError::Wait);
     handle.close();
     let _ = forwarder.join();
     status

@@ -13,11 +13,37 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow};
+use nix::errno::Errno;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 
 use super::network::{self, Target};
-use crate::store::{OpenMode, Store};
+use crate::store::{OpenMode, Store, StoreError};
+
+/// Why the proxy could not start, or could not serve one client.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot hand the proxy's socket to the runner")]
+    HandOver(#[source] Errno),
+    #[error("cannot receive the proxy's socket from the sandbox")]
+    Receive(#[source] Errno),
+    #[error("cannot read the proxy's socket")]
+    ReadSocket(#[source] Errno),
+    #[error("the sandbox sent no socket for the proxy")]
+    NoSocket,
+    /// The session, where requests are recorded, does not open.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A client's request head is longer than the proxy reads.
+    #[error("a request head over {MAX_HEAD} bytes")]
+    HeadTooLong,
+    #[error("the client closed before its request was complete")]
+    Incomplete,
+    /// Talking to the client or the server failed.
+    #[error(transparent)]
+    Connection(#[from] std::io::Error),
+}
+
+type Result<T, E = ProxyError> = std::result::Result<T, E>;
 
 /// The longest request head the proxy reads.
 const MAX_HEAD: usize = 16 * 1024;
@@ -27,8 +53,7 @@ pub fn send_listener(channel: RawFd, listener: &TcpListener) -> Result<()> {
     let fds = [listener.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [std::io::IoSlice::new(b"L")];
-    sendmsg::<()>(channel, &iov, &cmsg, MsgFlags::empty(), None)
-        .context("cannot hand the proxy's socket to the runner")?;
+    sendmsg::<()>(channel, &iov, &cmsg, MsgFlags::empty(), None).map_err(ProxyError::HandOver)?;
     Ok(())
 }
 
@@ -43,8 +68,8 @@ fn receive_listener(channel: &UnixStream) -> Result<TcpListener> {
         Some(&mut space),
         MsgFlags::MSG_CMSG_CLOEXEC,
     )
-    .context("cannot receive the proxy's socket from the sandbox")?;
-    for cmsg in msg.cmsgs().context("cannot read the proxy's socket")? {
+    .map_err(ProxyError::Receive)?;
+    for cmsg in msg.cmsgs().map_err(ProxyError::ReadSocket)? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg
             && let Some(&fd) = fds.first()
         {
@@ -52,7 +77,7 @@ fn receive_listener(channel: &UnixStream) -> Result<TcpListener> {
             return Ok(TcpListener::from(unsafe { OwnedFd::from_raw_fd(fd) }));
         }
     }
-    Err(anyhow!("the sandbox sent no socket for the proxy"))
+    Err(ProxyError::NoSocket)
 }
 
 /// What the proxy needs to judge and record a request.
@@ -75,7 +100,10 @@ pub fn start(channel: UnixStream, db: PathBuf, runner: i64, domains: Vec<String>
         let listener = match receive_listener(&channel) {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("agentfs: the network proxy did not start: {e:#}");
+                eprintln!(
+                    "agentfs: the network proxy did not start: {}",
+                    crate::report::Chain(&e)
+                );
                 return;
             }
         };
@@ -83,7 +111,7 @@ pub fn start(channel: UnixStream, db: PathBuf, runner: i64, domains: Vec<String>
             let policy = policy.clone();
             std::thread::spawn(move || {
                 if let Err(e) = serve(client, &policy) {
-                    eprintln!("agentfs: proxy: {e:#}");
+                    eprintln!("agentfs: proxy: {}", crate::report::Chain(&e));
                 }
             });
         }
@@ -120,11 +148,11 @@ fn read_head(client: &mut TcpStream) -> Result<(String, Vec<u8>)> {
             return Ok((String::from_utf8_lossy(&buf).into_owned(), rest));
         }
         if buf.len() > MAX_HEAD {
-            return Err(anyhow!("a request head over {MAX_HEAD} bytes"));
+            return Err(ProxyError::HeadTooLong);
         }
         let n = client.read(&mut chunk)?;
         if n == 0 {
-            return Err(anyhow!("the client closed before its request was complete"));
+            return Err(ProxyError::Incomplete);
         }
         buf.extend_from_slice(&chunk[..n]);
     }

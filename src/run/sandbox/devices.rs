@@ -7,8 +7,11 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use nix::mount::{MsFlags, mount};
+
+use super::SandboxError;
+
+type Result<T, E = SandboxError> = std::result::Result<T, E>;
 
 /// Device nodes bound from the host /dev.
 pub const NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -36,13 +39,15 @@ pub fn devpts_options(user_ns: bool) -> String {
 fn open_path(p: &Path) -> Result<OwnedFd> {
     use nix::fcntl::{OFlag, open};
     use nix::sys::stat::Mode;
-    open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .with_context(|| format!("cannot open {}", p.display()))
+    open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|source| SandboxError::Open {
+        path: p.to_path_buf(),
+        source,
+    })
 }
 
 /// Shows the file `source` (an open descriptor) at the new empty file `target`.
 fn bind_file(source: &OwnedFd, target: &Path) -> Result<()> {
-    std::fs::File::create(target).with_context(|| format!("cannot make {}", target.display()))?;
+    std::fs::File::create(target).map_err(make(target))?;
     let via = format!("/proc/self/fd/{}", source.as_raw_fd());
     mount(
         Some(via.as_str()),
@@ -51,7 +56,21 @@ fn bind_file(source: &OwnedFd, target: &Path) -> Result<()> {
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .with_context(|| format!("cannot show a device at {}", target.display()))
+    .map_err(|source| SandboxError::Device {
+        path: target.to_path_buf(),
+        source,
+    })
+}
+
+/// The error for a file, directory or link of /dev that cannot be made.
+fn make(path: &Path) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let path = path.to_path_buf();
+    move |source| SandboxError::Make { path, source }
+}
+
+/// The error for one of the sandbox's own filesystems under /dev that cannot be mounted.
+fn own_mount(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> SandboxError {
+    move |source| SandboxError::OwnMount { what, source }
 }
 
 /// The runner's terminal, if one of the standard descriptors is on one. It is opened again
@@ -83,7 +102,7 @@ pub fn set_up(user_ns: bool) -> Result<()> {
         .filter_map(|n| open_path(&dev.join(n)).ok().map(|fd| (*n, fd)))
         .collect();
     if !nodes.iter().any(|(n, _)| *n == "null") {
-        anyhow::bail!("the host has no /dev/null to give the sandbox");
+        return Err(SandboxError::NoDevNull);
     }
     let console = terminal();
     let hidden = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -94,7 +113,7 @@ pub fn set_up(user_ns: bool) -> Result<()> {
         hidden,
         Some("mode=0755,size=1m"),
     )
-    .context("cannot mount a private /dev")?;
+    .map_err(own_mount("a private /dev"))?;
     for (name, fd) in &nodes {
         bind_file(fd, &dev.join(name))?;
     }
@@ -102,7 +121,7 @@ pub fn set_up(user_ns: bool) -> Result<()> {
         bind_file(fd, &dev.join("console"))?;
     }
     let pts = dev.join("pts");
-    std::fs::create_dir(&pts).context("cannot make /dev/pts")?;
+    std::fs::create_dir(&pts).map_err(make(&pts))?;
     mount(
         Some("devpts"),
         &pts,
@@ -110,9 +129,11 @@ pub fn set_up(user_ns: bool) -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some(devpts_options(user_ns).as_str()),
     )
-    .context("cannot mount a devpts instance of the sandbox's own on /dev/pts")?;
+    .map_err(own_mount(
+        "a devpts instance of the sandbox's own on /dev/pts",
+    ))?;
     let shm = dev.join("shm");
-    std::fs::create_dir(&shm).context("cannot make /dev/shm")?;
+    std::fs::create_dir(&shm).map_err(make(&shm))?;
     mount(
         Some("tmpfs"),
         &shm,
@@ -120,10 +141,10 @@ pub fn set_up(user_ns: bool) -> Result<()> {
         hidden,
         Some("mode=1777"),
     )
-    .context("cannot mount a private /dev/shm")?;
+    .map_err(own_mount("a private /dev/shm"))?;
     for (name, target) in LINKS {
-        std::os::unix::fs::symlink(target, dev.join(name))
-            .with_context(|| format!("cannot make /dev/{name}"))?;
+        let link = dev.join(name);
+        std::os::unix::fs::symlink(target, &link).map_err(make(&link))?;
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{ForkResult, fork};
@@ -36,6 +36,140 @@ pub const PLAN_ENV: &str = "AGENTFS_SANDBOX_PLAN";
 /// Exit status of the helper when the sandbox cannot be set up (as `env` and `docker` use
 /// 125 for their own failures, 126 for a command that cannot run, 127 for one not found).
 pub const SETUP_FAILED: u8 = 125;
+
+/// Why the sandbox (or the plain view of `agentfs exec`) could not be set up; the helper
+/// then exits with [`SETUP_FAILED`]. Its submodules' steps fail with it too.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the runner (pid {pid}) is gone")]
+    RunnerGone { pid: u32 },
+    #[error("cannot block signals")]
+    BlockSignals(#[source] Errno),
+    /// `unshare` failed; `user` says whether a user namespace was asked for (the likely
+    /// culprit, which the message then names).
+    #[error("cannot create {which}{}", if *user { USERNS_HINT } else { "" })]
+    Namespaces {
+        which: &'static str,
+        user: bool,
+        source: Errno,
+    },
+    /// Writing the user namespace's setgroups policy or id maps failed.
+    #[error("cannot {what}")]
+    MapIds {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot read this process's mount namespace")]
+    NoMountNamespace,
+    /// The session, where the sandbox's namespace is recorded, does not open.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Recording the sandbox's namespace for its runner failed.
+    #[error(transparent)]
+    Record(#[from] rusqlite::Error),
+    #[error("cannot open a pidfd of the helper")]
+    Pidfd(#[source] std::io::Error),
+    #[error("cannot start the sandbox's init")]
+    StartInit(#[source] Errno),
+    #[error("cannot enter {}", path.display())]
+    EnterCwd {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make the mount namespace private")]
+    Propagation(#[source] Errno),
+    #[error("cannot open {}", path.display())]
+    Open { path: PathBuf, source: Errno },
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A bind mount of the plan failed.
+    #[error("cannot show {} at {}", from.display(), to.display())]
+    Bind {
+        from: PathBuf,
+        to: PathBuf,
+        source: Errno,
+    },
+    /// A bind's target is missing outside the directories the sandbox may make it in.
+    #[error("{} does not exist", .0.display())]
+    MissingTarget(PathBuf),
+    #[error("cannot stat a path to mount")]
+    StatSource(#[source] Errno),
+    /// The parent directory of a file to mount on cannot be made.
+    #[error(transparent)]
+    TargetParent(std::io::Error),
+    #[error("cannot make {} to mount on", path.display())]
+    MakeTarget {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Hiding a denied path or the home directory failed.
+    #[error("cannot hide {}", path.display())]
+    Hide { path: PathBuf, source: Errno },
+    #[error("cannot hide the session store {}", path.display())]
+    HideStore { path: PathBuf, source: Errno },
+    /// Making a mount read-only and `nosuid,nodev` failed.
+    #[error("cannot make the mount at {} safe", point.display())]
+    Harden { point: PathBuf, source: Errno },
+    #[error("cannot detach {}", point.display())]
+    Detach { point: PathBuf, source: Errno },
+    #[error("cannot read /proc/self/mountinfo")]
+    MountInfo(#[source] std::io::Error),
+    #[error("the host has no /dev/null to give the sandbox")]
+    NoDevNull,
+    /// Mounting one of the sandbox's own filesystems (/dev, /dev/pts, /dev/shm, /proc).
+    #[error("cannot mount {what}")]
+    OwnMount { what: &'static str, source: Errno },
+    /// Making a file, directory or link of the sandbox's /dev failed.
+    #[error("cannot make {}", path.display())]
+    Make {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot show a device at {}", path.display())]
+    Device { path: PathBuf, source: Errno },
+    #[error("cannot make {} read-only", path.display())]
+    ReadOnly { path: PathBuf, source: Errno },
+    #[error("cannot mask {}", path.display())]
+    Mask { path: PathBuf, source: Errno },
+    #[error("cannot drop {cap} from the bounding set")]
+    DropBounding {
+        cap: caps::Capability,
+        source: caps::errors::CapsError,
+    },
+    #[error("cannot clear the {set} capabilities")]
+    ClearCaps {
+        set: &'static str,
+        source: caps::errors::CapsError,
+    },
+    #[error("cannot read the capabilities")]
+    ReadCaps(#[source] caps::errors::CapsError),
+    #[error("cannot set the {set:?} capabilities")]
+    SetCaps {
+        set: caps::CapSet,
+        source: caps::errors::CapsError,
+    },
+    #[error("cannot set no_new_privs")]
+    NoNewPrivs(#[source] std::io::Error),
+    #[error("cannot open a socket")]
+    Socket(#[source] std::io::Error),
+    #[error("cannot read lo's flags")]
+    LoopbackFlags(#[source] std::io::Error),
+    #[error("cannot bring lo up")]
+    LoopbackUp(#[source] std::io::Error),
+    #[error("cannot listen on the sandbox's loopback for the proxy")]
+    ProxyListen(#[source] std::io::Error),
+    /// The proxy's listening socket has no address.
+    #[error(transparent)]
+    ProxyPort(std::io::Error),
+    /// Handing the proxy's socket to the runner failed.
+    #[error(transparent)]
+    Proxy(#[from] crate::run::proxy::ProxyError),
+}
+
+type Result<T, E = SandboxError> = std::result::Result<T, E>;
 
 /// What the helper sets up before running the command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,7 +260,10 @@ pub fn enter(plan: &Plan, argv: &[OsString]) -> u8 {
         view(plan, argv)
     };
     result.unwrap_or_else(|e| {
-        eprintln!("agentfs: cannot set up the sandbox: {e:#}");
+        eprintln!(
+            "agentfs: cannot set up the sandbox: {}",
+            crate::report::Chain(&e)
+        );
         SETUP_FAILED
     })
 }
@@ -152,26 +289,37 @@ fn ids() -> (u32, u32) {
 
 /// Maps the caller's own ids into the user namespace it just made.
 fn map_own_ids(uid: u32, gid: u32) -> Result<()> {
-    std::fs::write("/proc/self/setgroups", "deny").context("cannot deny setgroups")?;
+    let map = |what| move |source| SandboxError::MapIds { what, source };
+    std::fs::write("/proc/self/setgroups", "deny").map_err(map("deny setgroups"))?;
     std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))
-        .context("cannot map the user id")?;
+        .map_err(map("map the user id"))?;
     std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
-        .context("cannot map the group id")?;
+        .map_err(map("map the group id"))?;
     Ok(())
 }
 
-const USERNS_HINT: &str = "are unprivileged user namespaces disabled? see sysctl \
-     kernel.unprivileged_userns_clone / user.max_user_namespaces";
+/// Said after a failed `unshare` of a user namespace.
+const USERNS_HINT: &str = " (are unprivileged user namespaces disabled? see sysctl \
+     kernel.unprivileged_userns_clone / user.max_user_namespaces)";
 
 /// `agentfs exec`: the session's view at the base directory's path in a mount namespace of
 /// its own; nothing else changes.
 fn view(plan: &Plan, argv: &[OsString]) -> Result<u8> {
     let (uid, gid) = ids();
     if uid == 0 {
-        unshare(CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|source| SandboxError::Namespaces {
+            which: "a mount namespace",
+            user: false,
+            source,
+        })?;
     } else {
-        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
-            .with_context(|| format!("cannot create a user and mount namespace ({USERNS_HINT})"))?;
+        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|source| {
+            SandboxError::Namespaces {
+                which: "a user and mount namespace",
+                user: true,
+                source,
+            }
+        })?;
         map_own_ids(uid, gid)?;
     }
     // Nothing mounted here may reach the host.
@@ -183,8 +331,10 @@ fn view(plan: &Plan, argv: &[OsString]) -> Result<u8> {
     // The command must not outlive a runner killed with SIGKILL (nor hold its mount).
     // SAFETY: plain prctl call.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    std::env::set_current_dir(&plan.cwd)
-        .with_context(|| format!("cannot enter {}", plan.cwd.display()))?;
+    std::env::set_current_dir(&plan.cwd).map_err(|source| SandboxError::EnterCwd {
+        path: plan.cwd.clone(),
+        source,
+    })?;
     Ok(exec_command(argv))
 }
 
@@ -195,9 +345,9 @@ fn sandbox(plan: &Plan, argv: &[OsString]) -> Result<u8> {
     // SAFETY: plain prctl call.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if std::os::unix::process::parent_id() != plan.parent {
-        bail!("the runner (pid {}) is gone", plan.parent);
+        return Err(SandboxError::RunnerGone { pid: plan.parent });
     }
-    init::block().context("cannot block signals")?;
+    init::block().map_err(SandboxError::BlockSignals)?;
     let (uid, gid) = ids();
     let user_ns = uid != 0;
     let mut flags = CloneFlags::CLONE_NEWNS
@@ -211,9 +361,10 @@ fn sandbox(plan: &Plan, argv: &[OsString]) -> Result<u8> {
     if own_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    unshare(flags).with_context(|| match user_ns {
-        true => format!("cannot create the sandbox's namespaces ({USERNS_HINT})"),
-        false => "cannot create the sandbox's namespaces".to_string(),
+    unshare(flags).map_err(|source| SandboxError::Namespaces {
+        which: "the sandbox's namespaces",
+        user: user_ns,
+        source,
     })?;
     if user_ns {
         map_own_ids(uid, gid)?;
@@ -225,9 +376,9 @@ fn sandbox(plan: &Plan, argv: &[OsString]) -> Result<u8> {
         net::hand_over_proxy(channel)?;
     }
     record_namespace(plan)?;
-    let me = init::own_pidfd().context("cannot open a pidfd of the helper")?;
+    let me = init::own_pidfd().map_err(SandboxError::Pidfd)?;
     // SAFETY: the helper is single-threaded, so the child may do anything after fork.
-    match unsafe { fork() }.context("cannot start the sandbox's init")? {
+    match unsafe { fork() }.map_err(SandboxError::StartInit)? {
         ForkResult::Parent { child } => {
             drop(me);
             Ok(init::supervise(child))
@@ -243,7 +394,10 @@ fn be_init(plan: &Plan, argv: &[OsString], user_ns: bool, parent: OwnedFd) -> u8
     }
     drop(parent);
     if let Err(e) = build(plan, user_ns) {
-        eprintln!("agentfs: cannot set up the sandbox: {e:#}");
+        eprintln!(
+            "agentfs: cannot set up the sandbox: {}",
+            crate::report::Chain(&e)
+        );
         return SETUP_FAILED;
     }
     let _ = std::env::set_current_dir("/");
@@ -273,7 +427,10 @@ fn become_command(plan: &Plan, argv: &[OsString]) -> u8 {
         return SETUP_FAILED;
     }
     if let Err(e) = privileges::drop_to_kept() {
-        eprintln!("agentfs: cannot set up the sandbox: {e:#}");
+        eprintln!(
+            "agentfs: cannot set up the sandbox: {}",
+            crate::report::Chain(&e)
+        );
         return SETUP_FAILED;
     }
     // The command starts with no signal blocked and SIGPIPE at its default, whatever the
@@ -354,7 +511,7 @@ fn set_propagation(kind: MsFlags) -> Result<()> {
         MsFlags::MS_REC | kind,
         None::<&str>,
     )
-    .context("cannot make the mount namespace private")
+    .map_err(SandboxError::Propagation)
 }
 
 /// Opens the source of every bind before any mount is made (a later mount, the private
@@ -376,12 +533,10 @@ fn show_binds(binds: &[Bind], sources: &[OwnedFd], scratch: &[PathBuf]) -> Resul
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .with_context(|| {
-            format!(
-                "cannot show {} at {}",
-                bind.source.display(),
-                bind.target.display()
-            )
+        .map_err(|source| SandboxError::Bind {
+            from: bind.source.clone(),
+            to: bind.target.clone(),
+            source,
         })?;
     }
     Ok(())
@@ -391,7 +546,10 @@ fn show_binds(binds: &[Bind], sources: &[OwnedFd], scratch: &[PathBuf]) -> Resul
 /// under it are bound in afterwards).
 fn hide_home(home: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(home).with_context(|| format!("cannot read {}", home.display()))?;
+    let m = std::fs::metadata(home).map_err(|source| SandboxError::Read {
+        path: home.to_path_buf(),
+        source,
+    })?;
     let options = format!(
         "mode={:o},uid={},gid={},size=1m",
         m.mode() & 0o7777,
@@ -405,7 +563,10 @@ fn hide_home(home: &Path) -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(options.as_str()),
     )
-    .with_context(|| format!("cannot hide {}", home.display()))
+    .map_err(|source| SandboxError::Hide {
+        path: home.to_path_buf(),
+        source,
+    })
 }
 
 /// Hides `path`: a directory shows empty and read-only, a file reads as empty (it is the
@@ -432,7 +593,10 @@ fn conceal(path: &Path) -> Result<()> {
             None::<&str>,
         )
     };
-    result.with_context(|| format!("cannot hide {}", path.display()))
+    result.map_err(|source| SandboxError::Hide {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Shows the directory `store` empty and read-only, if it is in the sandbox's view.
@@ -447,24 +611,30 @@ fn hide(store: &Path) -> Result<()> {
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("size=4k,mode=0755"),
     )
-    .with_context(|| format!("cannot hide the session store {}", store.display()))
+    .map_err(|source| SandboxError::HideStore {
+        path: store.to_path_buf(),
+        source,
+    })
 }
 
 /// Tells the session which runner this namespace's processes work for, before any of them
 /// can change a file.
 fn record_namespace(plan: &Plan) -> Result<()> {
-    let ns = crate::runners::mount_ns_of(std::process::id())
-        .ok_or_else(|| anyhow!("cannot read this process's mount namespace"))?;
+    let ns =
+        crate::runners::mount_ns_of(std::process::id()).ok_or(SandboxError::NoMountNamespace)?;
     let store = crate::store::Store::open(&plan.session_db, crate::store::OpenMode::Existing)?;
     crate::runners::set_mount_ns(&store.conn, plan.runner, ns)?;
     Ok(())
 }
 
+/// Opens `p` as an `O_PATH` descriptor (a mount source that later mounts cannot hide).
 fn open_path(p: &Path) -> Result<OwnedFd> {
     use nix::fcntl::{OFlag, open};
     use nix::sys::stat::Mode;
-    open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .with_context(|| format!("cannot open {}", p.display()))
+    open(p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|source| SandboxError::Open {
+        path: p.to_path_buf(),
+        source,
+    })
 }
 
 /// Makes sure `target` exists to mount on. It may be missing only below a `scratch`
@@ -476,20 +646,23 @@ fn make_target(target: &Path, source: &OwnedFd, scratch: &[PathBuf]) -> Result<(
         return Ok(());
     }
     if !scratch.iter().any(|s| target.starts_with(s)) {
-        bail!("{} does not exist", target.display());
+        return Err(SandboxError::MissingTarget(target.to_path_buf()));
     }
     let source_is_dir = nix::sys::stat::fstat(source)
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-        .context("cannot stat a path to mount")?;
+        .map_err(SandboxError::StatSource)?;
     if source_is_dir {
         std::fs::create_dir_all(target)
     } else {
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(SandboxError::TargetParent)?;
         }
         std::fs::File::create(target).map(drop)
     }
-    .with_context(|| format!("cannot make {} to mount on", target.display()))
+    .map_err(|source| SandboxError::MakeTarget {
+        path: target.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

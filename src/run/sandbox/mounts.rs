@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use super::SandboxError;
 
 /// One bind remount to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,28 +92,30 @@ fn unreachable(e: Errno) -> bool {
 }
 
 /// Carries out one remount.
-pub fn apply(r: &Remount) -> Result<()> {
+pub fn apply(r: &Remount) -> Result<(), SandboxError> {
     match mount(None::<&str>, &r.point, None::<&str>, r.flags, None::<&str>) {
-        Err(e) if !unreachable(e) => {
-            Err(e).with_context(|| format!("cannot make the mount at {} safe", r.point.display()))
-        }
+        Err(source) if !unreachable(source) => Err(SandboxError::Harden {
+            point: r.point.clone(),
+            source,
+        }),
         _ => Ok(()),
     }
 }
 
 /// Takes the mount at `point` out of this namespace (and every mount below it).
-pub fn detach(point: &Path) -> Result<()> {
+pub fn detach(point: &Path) -> Result<(), SandboxError> {
     match umount2(point, MntFlags::MNT_DETACH) {
-        Err(e) if !unreachable(e) => {
-            Err(e).with_context(|| format!("cannot detach {}", point.display()))
-        }
+        Err(source) if !unreachable(source) => Err(SandboxError::Detach {
+            point: point.to_path_buf(),
+            source,
+        }),
         _ => Ok(()),
     }
 }
 
 /// Reads this process's mount table.
-pub fn read_mountinfo() -> Result<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").context("cannot read /proc/self/mountinfo")
+pub fn read_mountinfo() -> Result<String, SandboxError> {
+    std::fs::read_to_string("/proc/self/mountinfo").map_err(SandboxError::MountInfo)
 }
 
 #[cfg(test)]

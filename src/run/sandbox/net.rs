@@ -6,14 +6,14 @@
 use std::net::TcpListener;
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use anyhow::{Context, Result};
+use super::SandboxError;
 
 /// Brings the namespace's loopback interface up (a new network namespace has it down).
-pub fn loopback_up() -> Result<()> {
+pub fn loopback_up() -> Result<(), SandboxError> {
     // SAFETY: a plain datagram socket, owned right away.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("cannot open a socket");
+        return Err(SandboxError::Socket(std::io::Error::last_os_error()));
     }
     // SAFETY: a fresh descriptor.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -26,11 +26,11 @@ pub fn loopback_up() -> Result<()> {
     // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass.
     unsafe {
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-            return Err(std::io::Error::last_os_error()).context("cannot read lo's flags");
+            return Err(SandboxError::LoopbackFlags(std::io::Error::last_os_error()));
         }
         ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
-            return Err(std::io::Error::last_os_error()).context("cannot bring lo up");
+            return Err(SandboxError::LoopbackUp(std::io::Error::last_os_error()));
         }
     }
     Ok(())
@@ -53,10 +53,12 @@ pub fn proxy_env(port: u16) -> Vec<(&'static str, String)> {
 
 /// Makes the proxy's listening socket on the sandbox's loopback and sends it over
 /// `channel` (a Unix socket from the runner, closed afterwards); sets the proxy variables.
-pub fn hand_over_proxy(channel: i32) -> Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .context("cannot listen on the sandbox's loopback for the proxy")?;
-    let port = listener.local_addr()?.port();
+pub fn hand_over_proxy(channel: i32) -> Result<(), SandboxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(SandboxError::ProxyListen)?;
+    let port = listener
+        .local_addr()
+        .map_err(SandboxError::ProxyPort)?
+        .port();
     crate::run::proxy::send_listener(channel, &listener)?;
     // SAFETY: the channel was given to this process to use once; nothing else holds it.
     drop(unsafe { OwnedFd::from_raw_fd(channel) });

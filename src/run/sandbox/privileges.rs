@@ -4,8 +4,9 @@
 //! configuration, reading files by handle). The others go from every set, and
 //! `no_new_privs` keeps set-id programs and file capabilities from giving any back.
 
-use anyhow::{Context, Result};
 use caps::{CapSet, Capability, CapsHashSet};
+
+use super::SandboxError;
 
 /// Docker's default capability set.
 pub const KEPT: &[Capability] = &[
@@ -28,26 +29,29 @@ pub const KEPT: &[Capability] = &[
 /// Drops every capability not in [`KEPT`] from the bounding, ambient, inheritable,
 /// effective and permitted sets of this process, and sets `no_new_privs`. Root keeps
 /// [`KEPT`] across `execve` through the bounding set; other users keep nothing.
-pub fn drop_to_kept() -> Result<()> {
+pub fn drop_to_kept() -> Result<(), SandboxError> {
     let kept: CapsHashSet = KEPT.iter().copied().collect();
     // The bounding set first: dropping from it needs CAP_SETPCAP, still effective here.
     for cap in caps::runtime::thread_all_supported() {
         if !kept.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap)
-                .with_context(|| format!("cannot drop {cap} from the bounding set"))?;
+                .map_err(|source| SandboxError::DropBounding { cap, source })?;
         }
     }
-    caps::clear(None, CapSet::Ambient).context("cannot clear the ambient capabilities")?;
-    caps::clear(None, CapSet::Inheritable).context("cannot clear the inheritable capabilities")?;
+    for (set, name) in [
+        (CapSet::Ambient, "ambient"),
+        (CapSet::Inheritable, "inheritable"),
+    ] {
+        caps::clear(None, set).map_err(|source| SandboxError::ClearCaps { set: name, source })?;
+    }
     for set in [CapSet::Effective, CapSet::Permitted] {
-        let now = caps::read(None, set).context("cannot read the capabilities")?;
+        let now = caps::read(None, set).map_err(SandboxError::ReadCaps)?;
         let left: CapsHashSet = now.intersection(&kept).copied().collect();
-        caps::set(None, set, &left)
-            .with_context(|| format!("cannot set the {set:?} capabilities"))?;
+        caps::set(None, set, &left).map_err(|source| SandboxError::SetCaps { set, source })?;
     }
     // SAFETY: plain prctl call.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("cannot set no_new_privs");
+        return Err(SandboxError::NoNewPrivs(std::io::Error::last_os_error()));
     }
     Ok(())
 }

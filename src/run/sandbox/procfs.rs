@@ -5,8 +5,9 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use nix::mount::{MsFlags, mount};
+
+use super::SandboxError;
 
 /// Kernel interfaces that stay readable but not writable.
 pub const READ_ONLY: &[&str] = &[
@@ -35,9 +36,13 @@ const LOCKED: MsFlags = MsFlags::MS_NOSUID
     .union(MsFlags::MS_NOEXEC);
 
 /// Mounts /proc for this PID namespace (call it from a process inside it) and locks it down.
-pub fn set_up() -> Result<()> {
-    mount(Some("proc"), "/proc", Some("proc"), LOCKED, None::<&str>)
-        .context("cannot mount a /proc of the sandbox's own")?;
+pub fn set_up() -> Result<(), SandboxError> {
+    mount(Some("proc"), "/proc", Some("proc"), LOCKED, None::<&str>).map_err(|source| {
+        SandboxError::OwnMount {
+            what: "a /proc of the sandbox's own",
+            source,
+        }
+    })?;
     for p in READ_ONLY.iter().map(Path::new).filter(|p| p.exists()) {
         mount(
             Some(p),
@@ -55,7 +60,10 @@ pub fn set_up() -> Result<()> {
                 None::<&str>,
             )
         })
-        .with_context(|| format!("cannot make {} read-only", p.display()))?;
+        .map_err(|source| SandboxError::ReadOnly {
+            path: p.to_path_buf(),
+            source,
+        })?;
     }
     for p in MASKED_FILES.iter().map(Path::new).filter(|p| p.exists()) {
         mount(
@@ -65,7 +73,10 @@ pub fn set_up() -> Result<()> {
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .with_context(|| format!("cannot mask {}", p.display()))?;
+        .map_err(|source| SandboxError::Mask {
+            path: p.to_path_buf(),
+            source,
+        })?;
     }
     for p in MASKED_DIRS.iter().map(Path::new).filter(|p| p.is_dir()) {
         mount(
@@ -75,7 +86,10 @@ pub fn set_up() -> Result<()> {
             MsFlags::MS_RDONLY | LOCKED,
             Some("size=0,mode=0555"),
         )
-        .with_context(|| format!("cannot mask {}", p.display()))?;
+        .map_err(|source| SandboxError::Mask {
+            path: p.to_path_buf(),
+            source,
+        })?;
     }
     Ok(())
 }
