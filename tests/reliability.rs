@@ -551,15 +551,24 @@ fn killing_the_daemon_while_base_entries_move_and_go_leaves_each_in_one_place() 
         let id = format!("r{round}");
         agentfs(&home, &["init", &id, "--base", base.to_str().unwrap()]);
         let pid = common::daemon_pid(&agentfs(&home, &["mount", &id, mnt.to_str().unwrap()]));
-        let delay = Duration::from_millis(rng.below(25));
-        // The killer's delay is the randomness of the test, not a synchronisation.
+        // The kill lands while change `at` is made, a random few microseconds after it
+        // starts (the workload goes on meanwhile), so every round dies mid-work.
+        let at = rng.below(changes.len() as u64) as usize;
+        let delay = Duration::from_micros(rng.below(400));
+        let (go, wait) = std::sync::mpsc::channel::<()>();
         let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            // SAFETY: signalling the daemon this test started.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            if wait.recv().is_ok() {
+                std::thread::sleep(delay);
+                // SAFETY: signalling the daemon this test started.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
         });
+        let mut go = Some(go);
         let mut reached = vec![Reached::NotStarted; changes.len()];
         for (i, c) in changes.iter().enumerate() {
+            if i == at {
+                let _ = go.take().map(|g| g.send(()));
+            }
             reached[i] = Reached::InFlight;
             let done = match c {
                 BaseChange::Rename(a, b) => fs::rename(mnt.join(a), mnt.join(b)),
