@@ -205,3 +205,51 @@ fn spec_tables_have_exactly_the_spec_columns() {
          mtime:INTEGER,ctime:INTEGER,rdev:INTEGER,atime_nsec:INTEGER,mtime_nsec:INTEGER,ctime_nsec:INTEGER"
     );
 }
+
+#[test]
+fn tool_calls_of_an_older_session_keep_their_rows_and_gain_a_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture_db(&dir);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tool_calls (name, parameters, result, error, started_at, completed_at, \
+             duration_ms) VALUES ('read', '{}', 'ok', NULL, 100, 101, 1000), \
+             ('write', '{}', NULL, 'denied', 200, 200, 5);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, OpenMode::Existing).unwrap();
+    let rows: Vec<(String, String, i64, Option<i64>)> = store
+        .conn
+        .prepare("SELECT name, status, started_at, duration_ms FROM tool_calls ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("read".into(), "success".into(), 100, Some(1000)),
+            ("write".into(), "error".into(), 200, Some(5)),
+        ]
+    );
+    // As the SDKs record a call: pending at the start, without an end yet.
+    store
+        .conn
+        .execute(
+            "INSERT INTO tool_calls (name, started_at) VALUES ('run', 300)",
+            [],
+        )
+        .unwrap();
+    let status: String = store
+        .conn
+        .query_row(
+            "SELECT status FROM tool_calls WHERE name = 'run'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(status, "pending");
+}

@@ -15,6 +15,7 @@ mod open;
 mod ps;
 mod rm;
 mod run;
+mod serve;
 mod sessions;
 mod sql;
 mod vacuum;
@@ -69,6 +70,8 @@ enum Command {
     Fs(fs::Args),
     /// Read and write the session's key-value store (JSON values).
     Kv(kv::Args),
+    /// Serve a session to agents without a mount: `agentfs serve mcp SESSION` (MCP on stdio).
+    Serve(serve::Args),
     /// Mount a session on a directory (returns once the mount is ready; serves in the
     /// background).
     Mount(mount::Args),
@@ -137,6 +140,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Sessions(args) => sessions::run(args),
         Command::Fs(args) => fs::run(args),
         Command::Kv(args) => kv::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Mount(args) => mount::run(args),
         Command::Umount(args) => mount::umount(args),
         Command::Sql(args) => sql::run(args),

@@ -136,6 +136,36 @@ impl Drop for RunnerScope {
     }
 }
 
+thread_local! {
+    /// The tool call (a row of `tool_calls`) whose work this thread is doing, if any.
+    static TOOL_CALL: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// While alive, changes made on this thread are recorded in the journal as made for a tool
+/// call (`fs_change.tool_call_id`), so "which call changed this file" has an answer.
+pub struct ToolCallScope {
+    previous: Option<i64>,
+}
+
+impl ToolCallScope {
+    pub fn enter(call: Option<i64>) -> ToolCallScope {
+        ToolCallScope {
+            previous: TOOL_CALL.replace(call),
+        }
+    }
+}
+
+impl Drop for ToolCallScope {
+    fn drop(&mut self) {
+        TOOL_CALL.set(self.previous);
+    }
+}
+
+/// The tool call the change being made on this thread is for (see [`ToolCallScope`]).
+pub(crate) fn current_tool_call() -> Option<i64> {
+    TOOL_CALL.get()
+}
+
 impl Vfs {
     /// The runner the current change is made for: the one of the request being served on
     /// this thread (see [`RunnerScope`]).

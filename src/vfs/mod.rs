@@ -28,7 +28,7 @@ use crate::store::{OpenMode, Store};
 pub use delta::base_bytes_of;
 pub use error::{VfsError, VfsResult};
 use handles::OpenFiles;
-pub use journal::{JournalOp, RunnerScope};
+pub use journal::{JournalOp, RunnerScope, ToolCallScope};
 pub use types::*;
 
 /// A session's filesystem. Safe to share between threads: each operation takes its own

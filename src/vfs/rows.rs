@@ -315,8 +315,8 @@ pub fn journal(
     c: Change<'_>,
 ) -> VfsResult<()> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO fs_change (time_ns, runner_id, op, ino, path, old_path, pid) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO fs_change (time_ns, runner_id, op, ino, path, old_path, pid, tool_call_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     stmt.execute(params![
         now.as_nanos(),
@@ -326,6 +326,7 @@ pub fn journal(
         c.path.map(names::to_sql),
         c.old_path.map(names::to_sql),
         std::process::id() as i64,
+        super::journal::current_tool_call(),
     ])?;
     Ok(())
 }
