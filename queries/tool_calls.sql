@@ -2,7 +2,7 @@
 SELECT id, name,
        strftime('%Y-%m-%d %H:%M:%S', started_at, 'unixepoch') AS started,
        duration_ms,
-       CASE WHEN error IS NULL THEN 'ok' ELSE 'error: ' || error END AS outcome,
+       status || coalesce(': ' || error, '') AS outcome,
        parameters
 FROM tool_calls
 ORDER BY id DESC

@@ -16,5 +16,6 @@ pub mod run;
 pub mod runners;
 pub mod session;
 pub mod store;
+pub mod timeline;
 pub mod tools;
 pub mod vfs;

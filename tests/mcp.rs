@@ -147,6 +147,43 @@ fn an_mcp_client_uses_every_tool_on_an_overlay_session_and_the_base_stays() {
         0,
         "reading a base file copied it up"
     );
+    // The timeline: every call in order, the paths each changed.
+    let out = agentfs(&home, &["timeline", "o", "--json"]);
+    let calls_shown: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(calls_shown.len() as i64, calls);
+    let ids: Vec<i64> = calls_shown
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "not in order: {ids:?}");
+    let out = agentfs(&home, &["timeline", "o", "--json", "--filter", "rename"]);
+    let renames: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(renames.as_array().unwrap().len(), 1, "{renames}");
+    assert_eq!(
+        renames[0]["paths"],
+        serde_json::json!(["/d/e/b.txt"]),
+        "{renames}"
+    );
+    let out = agentfs(
+        &home,
+        &[
+            "timeline", "o", "--json", "--status", "error", "--limit", "2",
+        ],
+    );
+    let failed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(failed.as_array().unwrap().len(), 2);
+    assert!(
+        failed[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no such file"),
+        "{failed}"
+    );
+    let table = String::from_utf8(agentfs(&home, &["timeline", "o"]).stdout).unwrap();
+    assert!(
+        table.contains("edit_file") && table.contains("/src/main.rs"),
+        "{table}"
+    );
     let diff = agentfs(&home, &["diff", "o"]);
     let diff = String::from_utf8_lossy(&diff.stdout);
     assert!(

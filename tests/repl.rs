@@ -258,6 +258,8 @@ fn named_queries_by_flag_with_arguments() {
         "renames",
         "binary_changes",
         "tool_calls",
+        "timeline",
+        "changed_by",
         "kv",
         "summary",
     ] {

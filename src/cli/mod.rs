@@ -18,6 +18,7 @@ mod run;
 mod serve;
 mod sessions;
 mod sql;
+mod timeline;
 mod vacuum;
 
 use std::io;
@@ -72,6 +73,8 @@ enum Command {
     Kv(kv::Args),
     /// Serve a session to agents without a mount: `agentfs serve mcp SESSION` (MCP on stdio).
     Serve(serve::Args),
+    /// Show a session's tool calls in order: status, duration and the paths each changed.
+    Timeline(timeline::Args),
     /// Mount a session on a directory (returns once the mount is ready; serves in the
     /// background).
     Mount(mount::Args),
@@ -141,6 +144,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Fs(args) => fs::run(args),
         Command::Kv(args) => kv::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Timeline(args) => timeline::run(args),
         Command::Mount(args) => mount::run(args),
         Command::Umount(args) => mount::umount(args),
         Command::Sql(args) => sql::run(args),

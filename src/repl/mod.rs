@@ -134,6 +134,14 @@ pub const QUERIES: &[NamedQuery] = &[
         sql: include_str!("../../queries/tool_calls.sql"),
     },
     NamedQuery {
+        name: "timeline",
+        sql: include_str!("../../queries/timeline.sql"),
+    },
+    NamedQuery {
+        name: "changed_by",
+        sql: include_str!("../../queries/changed_by.sql"),
+    },
+    NamedQuery {
         name: "kv",
         sql: include_str!("../../queries/kv.sql"),
     },
