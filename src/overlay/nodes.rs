@@ -110,10 +110,14 @@ impl Overlay {
 
     /// A delta attribute, addressed by its node id (base-origin inodes keep the base's).
     pub(super) fn delta_attr(&self, mut attr: Attr) -> VfsResult<Attr> {
-        // A directory merged with a base directory has subdirectories on both sides: its
-        // link count is not known without listing it, so it says 1, as overlayfs does,
-        // which tells tools such as find not to count on it.
-        if attr.kind == FileKind::Dir && self.base_dir_of(&Node::Delta(attr.ino))?.is_some() {
+        // A directory merged with a base directory (one that exists on the host) has
+        // subdirectories on both sides: its link count is not known without listing it, so
+        // it says 1, as overlayfs does, which tells tools such as find not to count on it.
+        // A directory made in the session at a path the base lacks counts as usual.
+        if attr.kind == FileKind::Dir
+            && let Some(path) = self.base_dir_of(&Node::Delta(attr.ino))?
+            && self.base_stat(&path)?.is_some_and(|b| b.is_dir())
+        {
             attr.nlink = 1;
         }
         if self.layered().is_some() && attr.ino != Ino::ROOT {
