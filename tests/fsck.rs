@@ -252,7 +252,7 @@ fn wrong_nlink_is_reported_and_repaired() {
         &format!(
             "UPDATE fs_inode SET nlink = 3 WHERE ino = {};
              UPDATE fs_inode SET nlink = 7 WHERE ino = {};
-             UPDATE fs_inode SET nlink = 1 WHERE ino = 1",
+             UPDATE fs_inode SET nlink = 0 WHERE ino = 1",
             f.0, d.0
         ),
     );
@@ -263,7 +263,7 @@ fn wrong_nlink_is_reported_and_repaired() {
         &[
             &format!("inode {} has nlink 3 but 2 names point at it", f.0),
             &format!("directory {} has nlink 7 but should have 3", d.0),
-            "directory 1 has nlink 1 but should have 3",
+            "directory 1 has nlink 0 but should have 3",
         ],
     );
     repair_all(&vfs);
@@ -806,4 +806,27 @@ fn check_and_repair_of_100k_inodes_run_as_set_queries() {
     );
     assert!(clean.as_secs() < 30, "check took {clean:?}");
     assert_eq!(read_all(&vfs, b"/lost+found/#50000"), b"abc");
+}
+
+#[test]
+fn directory_link_counts_of_other_spec_writers_are_accepted() {
+    // The AgentFS SDKs make directories with nlink 1 and leave the parent's count alone.
+    let (_d, vfs) = new_fs();
+    let d = dir(&vfs, Ino::ROOT, b"d");
+    let sub = dir(&vfs, d, b"sub");
+    file_in(&vfs, sub, b"f", b"x");
+    sql(
+        &vfs,
+        &format!(
+            "UPDATE fs_inode SET nlink = 2 WHERE ino = 1;
+             UPDATE fs_inode SET nlink = 1 WHERE ino IN ({}, {});",
+            d.0, sub.0
+        ),
+    );
+    assert!(fsck(&vfs).is_empty(), "{:#?}", fsck(&vfs));
+    // Removing a subdirectory never takes a live directory's count to 0.
+    vfs.unlink(sub, b"f").unwrap();
+    vfs.rmdir(d, b"sub").unwrap();
+    assert_eq!(vfs.getattr(d).unwrap().nlink, 1);
+    assert!(fsck(&vfs).is_empty(), "{:#?}", fsck(&vfs));
 }

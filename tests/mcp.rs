@@ -20,7 +20,7 @@ fn python() -> PathBuf {
     assert!(
         p.exists(),
         "{} is missing: make it with `python3 -m venv target/mcp-venv && \
-         target/mcp-venv/bin/pip install mcp==2.3.0` (as .ci/run does)",
+         target/mcp-venv/bin/pip install mcp==2.3.0 agentfs-sdk==0.6.4` (as .ci/run does)",
         p.display()
     );
     p
@@ -212,5 +212,68 @@ fn a_read_only_mcp_server_refuses_every_change() {
             "SELECT count(*) FROM tool_calls WHERE status = 'error'"
         ),
         2
+    );
+}
+
+/// The AgentFS Python SDK (in the same virtual environment) writes one of our sessions, and
+/// every agentfs command sees what it wrote; it reads what we wrote.
+#[test]
+fn the_agentfs_sdk_and_agentfs_read_each_others_writes() {
+    let top = tempfile::tempdir().unwrap();
+    let home = top.path().join("home");
+    agentfs(&home, &["init", "s"]);
+    agentfs(
+        &home,
+        &[
+            "fs",
+            "s",
+            "write",
+            "/ours.txt",
+            "--data",
+            "written by agentfs\n",
+        ],
+    );
+    agentfs(&home, &["kv", "s", "set", "from_agentfs", "{\"n\":1}"]);
+    let db = home.join("s.db");
+    let out = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/roundtrip.py"))
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = |args: &[&str]| String::from_utf8(agentfs(&home, args).stdout).unwrap();
+    assert!(
+        text(&["fs", "s", "ls", "/"])
+            .lines()
+            .any(|l| l == "sdkdir/")
+    );
+    assert_eq!(
+        text(&["fs", "s", "cat", "/sdkdir/made.txt"]),
+        "written by the SDK\n"
+    );
+    assert_eq!(
+        text(&["kv", "s", "get", "from_sdk"]).trim(),
+        "{\"ok\": true}"
+    );
+    let calls: serde_json::Value =
+        serde_json::from_str(&text(&["timeline", "s", "--json"])).unwrap();
+    assert_eq!(calls[0]["name"], "sdk_search", "{calls}");
+    assert_eq!(calls[0]["status"], "success", "{calls}");
+    // Clean by fsck: the SDK's engine keeps our indexes, and its directory link counts
+    // are accepted.
+    let fsck = Command::new(BIN)
+        .args(["fsck", "s"])
+        .env("AGENTFS_HOME", &home)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
     );
 }

@@ -244,7 +244,7 @@ impl Repairer<'_> {
             self.exec(
                 &format!(
                     "UPDATE fs_inode AS i SET nlink = {EXPECTED_NLINK} WHERE {}",
-                    wrong_nlink_filter()
+                    inexact_nlink_filter()
                 ),
                 [],
                 |n| format!("set the link count of {n} inodes"),

@@ -40,12 +40,28 @@ pub(super) const EXPECTED_NLINK: &str = "CASE WHEN (i.mode & 61440) = 16384 THEN
      FROM fs_dentry d JOIN fs_inode c ON c.ino = d.ino WHERE d.parent_ino = i.ino \
      AND (c.mode & 61440) = 16384) ELSE (SELECT count(*) FROM fs_dentry d WHERE d.ino = i.ino) END";
 
-/// Inodes (alias `i`) whose nlink is wrong. A nameless inode outside `fs_orphan` is reported
-/// as unreachable instead; its count is fixed once it has a name again. A root that is not a
-/// directory is reported as such, not by its link count.
+/// Inodes (alias `i`) whose nlink is wrong. A directory may count fewer links than ours
+/// (2 + its subdirectories), down to 1: other SPEC writers (the AgentFS SDKs) make
+/// directories with 1 and do not count subdirectories; more, or 0, is wrong. A nameless
+/// inode outside `fs_orphan` is reported as unreachable instead; its count is fixed once it
+/// has a name again. A root that is not a directory is reported as such, not by its link
+/// count.
 pub(super) fn wrong_nlink_filter() -> String {
+    nlink_filter(&format!(
+        "(CASE WHEN (i.mode & 61440) = 16384 THEN NOT (i.nlink BETWEEN 1 AND ({EXPECTED_NLINK})) \
+         ELSE i.nlink IS NOT ({EXPECTED_NLINK}) END)"
+    ))
+}
+
+/// What the repair of link counts sets: every count that differs from ours, the accepted
+/// lower directory counts included (ours are right for every reader).
+pub(super) fn inexact_nlink_filter() -> String {
+    nlink_filter(&format!("i.nlink IS NOT ({EXPECTED_NLINK})"))
+}
+
+fn nlink_filter(differs: &str) -> String {
     format!(
-        "i.nlink IS NOT ({EXPECTED_NLINK}) AND NOT ((i.mode & 61440) <> 16384 AND {NAMELESS}) \
+        "{differs} AND NOT ((i.mode & 61440) <> 16384 AND {NAMELESS}) \
          AND NOT (i.ino = 1 AND (i.mode & 61440) <> 16384)"
     )
 }

@@ -129,18 +129,23 @@ pub fn delete_dentry(conn: &Connection, parent: Ino, name: &[u8]) -> VfsResult<(
     Ok(())
 }
 
-/// Adds `delta` to the link count of `ino`; with `touch`, also sets ctime.
+/// Adds `delta` to the link count of `ino`; with `touch`, also sets ctime. A directory keeps
+/// at least 1: sessions written by other SPEC writers (the AgentFS SDKs) do not count
+/// subdirectories, so removing one must not take a live directory's count to 0.
 pub fn add_nlink(conn: &Connection, ino: Ino, delta: i64, now: Option<Timestamp>) -> VfsResult<()> {
     match now {
         Some(now) => {
             let mut stmt = conn.prepare_cached(
-                "UPDATE fs_inode SET nlink = max(nlink + ?2, 0), ctime = ?3, ctime_nsec = ?4 WHERE ino = ?1",
+                "UPDATE fs_inode SET nlink = max(nlink + ?2, (mode & 61440) = 16384), ctime = ?3, \
+                 ctime_nsec = ?4 WHERE ino = ?1",
             )?;
             stmt.execute(params![ino.0 as i64, delta, now.sec, now.nsec as i64])?;
         }
         None => {
             let mut stmt = conn
-                .prepare_cached("UPDATE fs_inode SET nlink = max(nlink + ?2, 0) WHERE ino = ?1")?;
+                .prepare_cached(
+                "UPDATE fs_inode SET nlink = max(nlink + ?2, (mode & 61440) = 16384) WHERE ino = ?1",
+            )?;
             stmt.execute(params![ino.0 as i64, delta])?;
         }
     }
