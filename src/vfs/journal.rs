@@ -116,23 +116,41 @@ thread_local! {
     static REQUEST_RUNNER: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
 }
 
+/// Sets a per-thread value for as long as it lives, then puts the previous one back.
+struct Scoped {
+    key: &'static std::thread::LocalKey<std::cell::Cell<Option<i64>>>,
+    previous: Option<i64>,
+}
+
+impl Scoped {
+    fn enter(
+        key: &'static std::thread::LocalKey<std::cell::Cell<Option<i64>>>,
+        value: Option<i64>,
+    ) -> Scoped {
+        Scoped {
+            key,
+            previous: key.replace(value),
+        }
+    }
+}
+
+impl Drop for Scoped {
+    fn drop(&mut self) {
+        self.key.set(self.previous);
+    }
+}
+
 /// While alive, changes made on this thread are recorded in the journal as made by a runner
 /// (a row of `fs_runner`), whatever the instance-wide runner is.
 pub struct RunnerScope {
-    previous: Option<i64>,
+    _scope: Scoped,
 }
 
 impl RunnerScope {
     pub fn enter(runner: Option<i64>) -> RunnerScope {
         RunnerScope {
-            previous: REQUEST_RUNNER.replace(runner),
+            _scope: Scoped::enter(&REQUEST_RUNNER, runner),
         }
-    }
-}
-
-impl Drop for RunnerScope {
-    fn drop(&mut self) {
-        REQUEST_RUNNER.set(self.previous);
     }
 }
 
@@ -144,20 +162,14 @@ thread_local! {
 /// While alive, changes made on this thread are recorded in the journal as made for a tool
 /// call (`fs_change.tool_call_id`), so "which call changed this file" has an answer.
 pub struct ToolCallScope {
-    previous: Option<i64>,
+    _scope: Scoped,
 }
 
 impl ToolCallScope {
     pub fn enter(call: Option<i64>) -> ToolCallScope {
         ToolCallScope {
-            previous: TOOL_CALL.replace(call),
+            _scope: Scoped::enter(&TOOL_CALL, call),
         }
-    }
-}
-
-impl Drop for ToolCallScope {
-    fn drop(&mut self) {
-        TOOL_CALL.set(self.previous);
     }
 }
 
