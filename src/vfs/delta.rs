@@ -395,3 +395,17 @@ pub(super) fn lower_valid_len(conn: &rusqlite::Connection, ino: Ino, size: u64) 
         .execute([ino.0 as i64])?;
     Ok(())
 }
+
+/// Deletes the overlay's rows of an inode that is going (its origin, opaque mark, base
+/// identity and backing), as part of removing the inode.
+pub(super) fn forget_inode(conn: &rusqlite::Connection, ino: Ino) -> VfsResult<()> {
+    for sql in [
+        "DELETE FROM fs_origin WHERE delta_ino = ?1",
+        "DELETE FROM fs_opaque WHERE ino = ?1",
+        "DELETE FROM fs_base_identity WHERE ino = ?1",
+        "DELETE FROM fs_base_backing WHERE ino = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([ino.0 as i64])?;
+    }
+    Ok(())
+}

@@ -176,16 +176,12 @@ pub fn purge_inode(conn: &Connection, ino: Ino) -> VfsResult<()> {
         "DELETE FROM fs_symlink WHERE ino = ?1",
         "DELETE FROM fs_xattr WHERE ino = ?1",
         "DELETE FROM fs_content_hash WHERE ino = ?1",
-        "DELETE FROM fs_origin WHERE delta_ino = ?1",
         "DELETE FROM fs_orphan WHERE ino = ?1",
-        "DELETE FROM fs_opaque WHERE ino = ?1",
-        "DELETE FROM fs_base_identity WHERE ino = ?1",
-        "DELETE FROM fs_base_backing WHERE ino = ?1",
         "DELETE FROM fs_inode WHERE ino = ?1",
     ] {
         conn.prepare_cached(sql)?.execute([ino.0 as i64])?;
     }
-    Ok(())
+    super::delta::forget_inode(conn, ino)
 }
 
 /// Records that an inode lost its last name while this process still has it open.
