@@ -5,6 +5,8 @@ pub mod apply;
 pub mod diff;
 pub mod fsck;
 pub mod fuse;
+pub mod hook_socket;
+pub mod hooks;
 pub mod kv;
 pub mod mcp;
 pub mod mount;

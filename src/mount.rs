@@ -458,6 +458,20 @@ pub fn serve(
                 })
             })
     };
+    // The shared mount of `agentfs run` records the tool calls agents' hooks report from
+    // inside the sandbox, where the database is read-only.
+    if let Some(tmp) = config
+        .runners_lock
+        .as_ref()
+        .and_then(|l| l.parent())
+        .map(|d| d.join("tmp"))
+        && let Err(e) = crate::hook_socket::serve(&tmp.join(crate::hooks::SOCKET_NAME), vfs.clone())
+    {
+        eprintln!(
+            "agentfs: cannot listen for agents' hooks in {}: {e}",
+            tmp.display()
+        );
+    }
     let runners_watch = config.runners_lock.clone().map(|lock| {
         let (vfs, stop, unmounter) = (vfs.clone(), stop.clone(), session.unmount_callable());
         std::thread::spawn(move || {

@@ -8,6 +8,7 @@ mod format;
 mod fs;
 mod fsck;
 mod gc;
+mod hook;
 mod init;
 mod kv;
 mod mount;
@@ -75,6 +76,9 @@ enum Command {
     Serve(serve::Args),
     /// Show a session's tool calls in order: status, duration and the paths each changed.
     Timeline(timeline::Args),
+    /// Record an agent's tool call from its hooks (Claude Code, Codex, Gemini CLI), inside
+    /// `agentfs run`.
+    Hook(hook::Args),
     /// Mount a session on a directory (returns once the mount is ready; serves in the
     /// background).
     Mount(mount::Args),
@@ -145,6 +149,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Kv(args) => kv::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Timeline(args) => timeline::run(args),
+        Command::Hook(args) => hook::run(args),
         Command::Mount(args) => mount::run(args),
         Command::Umount(args) => mount::umount(args),
         Command::Sql(args) => sql::run(args),

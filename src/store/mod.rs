@@ -11,7 +11,7 @@ mod wal_batch;
 pub use tx::{Begin, Tx};
 
 /// Format version this binary writes, kept in `PRAGMA user_version`.
-pub const FORMAT_VERSION: i64 = 8;
+pub const FORMAT_VERSION: i64 = 9;
 
 /// Migrations, in order; entry `i` takes a database from version `i` to `i + 1`.
 /// Version 0 is a database written by another AgentFS SPEC 0.4 implementation (or a new file).
@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/0006_network.sql"),
     include_str!("../../schema/0007_tool_calls.sql"),
     include_str!("../../schema/0008_dentry_index.sql"),
+    include_str!("../../schema/0009_hook_calls.sql"),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.
