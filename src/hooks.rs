@@ -168,7 +168,7 @@ pub fn record(conn: &Connection, runner: Option<i64>, ev: &HookEvent) -> Result<
                 Ok(r) => (Some(r.as_str()), None, "success"),
                 Err(e) => (None, Some(e.as_str()), "error"),
             };
-            let id = match open {
+            match open {
                 Some((id, start_seq, started_ns)) => {
                     conn.execute(
                         "UPDATE tool_calls SET status = ?2, result = ?3, error = ?4, \
@@ -199,8 +199,7 @@ pub fn record(conn: &Connection, runner: Option<i64>, ev: &HookEvent) -> Result<
                     )?;
                     conn.last_insert_rowid()
                 }
-            };
-            id
+            }
         }
     };
     tx.commit()?;
