@@ -1,6 +1,7 @@
 //! The command line: the top-level clap definition, and dispatch to one module per command.
 
 mod apply;
+mod completions;
 mod diff;
 mod export;
 mod fork;
@@ -10,6 +11,7 @@ mod fsck;
 mod gc;
 mod init;
 mod kv;
+mod man;
 mod mount;
 mod open;
 mod ps;
@@ -103,10 +105,16 @@ enum Command {
     Gc(gc::Args),
     /// Delete a session and its database files.
     Rm(rm::Args),
+    /// Print the completion script of a shell (commands, options, session ids, named
+    /// queries).
+    Completions(completions::Args),
+    /// Print the man page of agentfs or of one command, or write them all into a directory.
+    Man(man::Args),
 }
 
 /// Parses arguments, runs the command and reports errors on stderr.
 pub fn main() -> ExitCode {
+    completions::complete_if_asked();
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => code,
@@ -156,6 +164,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Vacuum(args) => vacuum::run(args),
         Command::Gc(args) => gc::run(args),
         Command::Rm(args) => rm::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
 
