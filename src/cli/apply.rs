@@ -22,6 +22,7 @@ Examples:
 )]
 pub struct Args {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
     /// Apply only changes at or below these paths (relative to the base).
     paths: Vec<String>,

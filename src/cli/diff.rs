@@ -24,6 +24,7 @@ Examples:
 )]
 pub struct Args {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
     /// Only changes at or below these paths (of the session, `/`-separated).
     paths: Vec<String>,

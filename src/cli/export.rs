@@ -22,6 +22,7 @@ executable bit; what it cannot express is listed on stderr.")]
 #[command(group(clap::ArgGroup::new("format").required(true).args(["patch", "tar"])))]
 pub struct Args {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
     /// Only changes at or below these paths (relative to the base).
     paths: Vec<String>,

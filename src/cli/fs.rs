@@ -17,6 +17,7 @@ use super::open::open_existing;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
     #[command(subcommand)]
     op: Op,

@@ -18,6 +18,7 @@ safe while the session is mounted."
 )]
 pub struct Args {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
     /// Fix what can be fixed without losing data.
     #[arg(long)]

@@ -1,6 +1,7 @@
 //! The command line: the top-level clap definition, and dispatch to one module per command.
 
 mod apply;
+mod completions;
 mod diff;
 mod export;
 mod fork;
@@ -11,6 +12,7 @@ mod gc;
 mod hook;
 mod init;
 mod kv;
+mod man;
 mod mount;
 mod open;
 mod ps;
@@ -107,10 +109,16 @@ enum Command {
     Gc(gc::Args),
     /// Delete a session and its database files.
     Rm(rm::Args),
+    /// Print the completion script of a shell (commands, options, session ids, named
+    /// queries).
+    Completions(completions::Args),
+    /// Print the man page of agentfs or of one command, or write them all into a directory.
+    Man(man::Args),
 }
 
 /// Parses arguments, runs the command and reports errors on stderr.
 pub fn main() -> ExitCode {
+    completions::complete_if_asked();
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => code,
@@ -161,6 +169,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Vacuum(args) => vacuum::run(args),
         Command::Gc(args) => gc::run(args),
         Command::Rm(args) => rm::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
 

@@ -20,6 +20,7 @@ If the daemon was killed, `ls DIR` fails with \"Transport endpoint is not connec
 )]
 pub struct Args {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
     /// Directory to mount on.
     dir: PathBuf,

@@ -14,6 +14,7 @@ use super::format::{format_time, table};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Only this session.
+    #[arg(add = super::completions::session())]
     session: Option<String>,
 }
 

@@ -10,6 +10,7 @@ use agentfs::session::SessionRef;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
 }
 

@@ -34,7 +34,7 @@ Examples:
 )]
 pub struct Args {
     /// Session id to create or join (a random one if left out).
-    #[arg(long)]
+    #[arg(long, add = super::completions::session())]
     session: Option<String>,
     /// Also keep PATH writable, directly (not copy-on-write). Repeatable.
     #[arg(long, value_name = "PATH")]
@@ -83,6 +83,7 @@ pub struct Args {
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
     /// The command and its arguments.
     #[arg(

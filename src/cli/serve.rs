@@ -40,6 +40,7 @@ enum What {
 #[derive(clap::Args, Debug)]
 struct McpArgs {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
     /// Offer only these tools (comma-separated names).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]

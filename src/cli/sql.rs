@@ -23,6 +23,7 @@ Views: fs_paths, fs_changes. Functions: path_of, content, content_hash, base_con
 unified_diff, is_text, human_size (see SPEC.md).")]
 pub struct Args {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
     /// SQL to run (several statements separated by ';', or a dot-command); with --query,
     /// the query's arguments. Without it: stdin, or a prompt on a terminal.
@@ -37,7 +38,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "mode")]
     csv: bool,
     /// Run the named query NAME (`.queries` lists them).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = super::completions::named_query())]
     query: Option<String>,
     /// Open the session writable (statements may change it).
     #[arg(long)]

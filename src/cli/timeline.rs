@@ -14,6 +14,7 @@ use super::open::open_existing;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Session id or path to a .db file.
+    #[arg(add = super::completions::session())]
     session: String,
     /// Only the newest N calls.
     #[arg(long, value_name = "N")]
