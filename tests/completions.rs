@@ -24,7 +24,7 @@ impl Home {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::cargo_bin("agentfs").unwrap();
         c.env("AGENTFS_HOME", self.0.path())
-            .env_remove("COMPLETE")
+            .env_remove("AGENTFS_COMPLETE")
             .args(args);
         c
     }
@@ -41,11 +41,11 @@ impl Home {
     }
 
     /// The candidates agentfs gives `shell` for the last of `words` (the protocol the
-    /// registered scripts speak: `COMPLETE=SHELL agentfs -- WORDS...`).
+    /// registered scripts speak: `AGENTFS_COMPLETE=SHELL agentfs -- WORDS...`).
     fn protocol(&self, shell: &str, words: &[&str]) -> String {
         let mut c = Command::cargo_bin("agentfs").unwrap();
         c.env("AGENTFS_HOME", self.0.path())
-            .env("COMPLETE", shell)
+            .env("AGENTFS_COMPLETE", shell)
             .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
             .arg("--")
             .args(words);
@@ -65,7 +65,7 @@ fn every_shell_gets_a_script_that_completes_subcommands() {
         let script = h.ok(&["completions", shell]);
         assert!(script.contains("agentfs"), "{shell}: {script}");
         assert!(
-            script.contains("COMPLETE") && script.contains(shell),
+            script.contains("AGENTFS_COMPLETE") && script.contains(shell),
             "{shell}: the script does not call agentfs's completer for {shell}: {script}"
         );
         // What the script asks for when completing `agentfs di<TAB>`.
@@ -110,7 +110,7 @@ printf '%s\n' "${{COMPREPLY[@]}}""#,
     let out: Output = std::process::Command::new("bash")
         .args(["--norc", "--noprofile", "-c", &driver])
         .env("AGENTFS_HOME", h.0.path())
-        .env_remove("COMPLETE")
+        .env_remove("AGENTFS_COMPLETE")
         .output()
         .expect("bash runs");
     assert!(

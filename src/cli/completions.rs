@@ -1,7 +1,7 @@
 //! `agentfs completions`: shell completion scripts, and the dynamic completer they call.
 //!
 //! The script `agentfs completions SHELL` prints only registers a function with the shell;
-//! at each TAB the shell calls `COMPLETE=SHELL agentfs -- <words>` and [`complete_if_asked`]
+//! at each TAB the shell calls `AGENTFS_COMPLETE=SHELL agentfs -- <words>` and [`complete_if_asked`]
 //! answers from the live command definition, so session ids are those in `$AGENTFS_HOME`
 //! at that moment.
 
@@ -19,7 +19,7 @@ use clap_complete::env::Shells;
 use clap_complete::{CompleteEnv, Shell};
 
 /// The environment variable that asks `agentfs` for completions instead of running.
-const VAR: &str = "COMPLETE";
+const VAR: &str = "AGENTFS_COMPLETE";
 
 /// Arguments of `agentfs completions`.
 #[derive(clap::Args, Debug)]
@@ -65,7 +65,7 @@ fn completer_path() -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// Answers a completion request (`COMPLETE=SHELL agentfs -- WORDS...`) and exits; returns
+/// Answers a completion request (`AGENTFS_COMPLETE=SHELL agentfs -- WORDS...`) and exits; returns
 /// at once on an ordinary run.
 pub fn complete_if_asked() {
     CompleteEnv::with_factory(super::Cli::command)
