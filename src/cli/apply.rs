@@ -4,6 +4,10 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use agentfs::apply::tree::Entry;
+use agentfs::apply::{Item, Status};
 
 use super::open::open_existing;
 
@@ -32,6 +36,11 @@ pub struct Args {
     /// Overwrite paths the host changed, and apply even while the session is mounted.
     #[arg(long)]
     force: bool,
+    /// Print one JSON array of the changes applied (or, with --dry-run, to apply) and of the
+    /// conflicts skipped, in place of the lines (fields: status, path, old_path, type, size,
+    /// conflict).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Applies the changes, printing each one; exits 1 if conflicts were skipped.
@@ -41,6 +50,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         paths,
         dry_run,
         force,
+        json,
     } = args;
     let (r, vfs) = open_existing(&arg)?;
     let base = agentfs::apply::base_of(&vfs)?;
@@ -69,16 +79,50 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let mut out = io::stdout().lock();
     let mut print_error = None;
+    let mut entries = Vec::new();
     let report = agentfs::apply::apply(&vfs, &base, &opts, &mut |item| {
-        if print_error.is_none()
+        if json {
+            entries.push(item_json(item, None));
+        } else if print_error.is_none()
             && let Err(e) = writeln!(out, "{item}")
         {
             print_error = Some(e);
         }
     })
-    .with_context(|| format!("cannot apply session {} to {}", r.id, base.display()))?;
+    .with_context(|| format!("cannot apply session {} to {}", r.id, base.display()));
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            if json {
+                // What was applied before the error is applied: scripts still learn of it.
+                writeln!(out, "{}", Value::Array(entries))?;
+            }
+            return Err(e);
+        }
+    };
     if let Some(e) = print_error {
         return Err(e.into());
+    }
+    if json {
+        if !report.conflicts.is_empty() {
+            // The conflicted paths are still in the session: the plan says what they are.
+            // Should it fail, they are still listed (the changes are applied by now).
+            let plan = agentfs::apply::plan(&vfs, &base, &opts.paths).unwrap_or_default();
+            for c in &report.conflicts {
+                entries.push(match plan.iter().find(|i| i.path == c.path) {
+                    Some(item) => item_json(item, Some(&c.reason)),
+                    None => json!({
+                        "status": Value::Null,
+                        "path": c.path,
+                        "old_path": Value::Null,
+                        "type": Value::Null,
+                        "size": Value::Null,
+                        "conflict": c.reason,
+                    }),
+                });
+            }
+        }
+        writeln!(out, "{}", Value::Array(entries))?;
     }
     for c in &report.conflicts {
         eprintln!("agentfs: conflict: {c}");
@@ -108,4 +152,54 @@ pub fn run(args: Args) -> Result<ExitCode> {
         paths.join(", ")
     );
     Ok(ExitCode::FAILURE)
+}
+
+/// One change as JSON: its status letter, path (and the source of a rename), the type of
+/// what the session has there (of what the base had, for a deletion), the size in bytes of
+/// a file written, and why it was skipped if it was.
+fn item_json(item: &Item, conflict: Option<&str>) -> Value {
+    let (letter, old_path) = match &item.status {
+        Status::Added => ("A", None),
+        Status::Modified => ("M", None),
+        Status::Deleted => ("D", None),
+        Status::Renamed { from } => ("R", Some(from.as_str())),
+    };
+    let shown = if item.session.is_missing() {
+        &item.base
+    } else {
+        &item.session
+    };
+    let size = match &item.session {
+        Entry::File { size, .. } => Some(*size),
+        _ => None,
+    };
+    json!({
+        "status": letter,
+        "path": item.path,
+        "old_path": old_path,
+        "type": entry_type(shown),
+        "size": size,
+        "conflict": conflict,
+    })
+}
+
+/// The type names of the `fs_changes` view: file, dir, symlink, fifo, chardev, blockdev,
+/// socket (null for nothing).
+fn entry_type(e: &Entry) -> Option<&'static str> {
+    use agentfs::vfs::FileKind;
+    Some(match e {
+        Entry::Missing => return None,
+        Entry::File { .. } => "file",
+        Entry::Dir { .. } => "dir",
+        Entry::Symlink { .. } => "symlink",
+        Entry::Special { kind } => match kind {
+            FileKind::Fifo => "fifo",
+            FileKind::CharDevice => "chardev",
+            FileKind::BlockDevice => "blockdev",
+            FileKind::Socket => "socket",
+            FileKind::File => "file",
+            FileKind::Dir => "dir",
+            FileKind::Symlink => "symlink",
+        },
+    })
 }

@@ -20,7 +20,8 @@ Examples:
   agentfs diff demo
   agentfs diff demo --name-status src/
   agentfs diff demo --stat
-  agentfs diff demo --json"
+  agentfs diff demo --json
+  agentfs diff demo --stat --json"
 )]
 pub struct Args {
     /// Session id or path to a .db file.
@@ -31,10 +32,12 @@ pub struct Args {
     /// One line per change: status letter and path.
     #[arg(long, conflicts_with_all = ["stat", "json"])]
     name_status: bool,
-    /// Lines added and removed per file, and totals.
-    #[arg(long, conflicts_with = "json")]
+    /// Lines added and removed per file, and totals (with --json: the JSON objects of the
+    /// files only, as the diffstat lists them).
+    #[arg(long)]
     stat: bool,
-    /// The changes as a JSON array.
+    /// The changes as a JSON array (fields: path, status, old_path, type, size_before,
+    /// size_after, time, runner, binary, insertions, deletions).
     #[arg(long)]
     json: bool,
     /// Colour the patch: auto (when stdout is a terminal), always or never.
@@ -60,6 +63,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let changes = diff::changes(conn, &args.paths)?;
     let text = if args.name_status {
         render::name_status(&changes)
+    } else if args.stat && args.json {
+        // The rows of the diffstat (directories have none), in the JSON of `--json`, which
+        // already carries each file's insertions and deletions.
+        let files: Vec<_> = changes.into_iter().filter(|c| !c.is_dir()).collect();
+        render::json(conn, base.as_deref(), &files)?
     } else if args.stat {
         render::stat(conn, base.as_deref(), &changes)?
     } else if args.json {

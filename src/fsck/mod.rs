@@ -30,8 +30,9 @@ pub use rules::check;
 /// Problems of one check listed one by one; more are summed up in one extra problem.
 pub const MAX_PER_KIND: usize = 100;
 
-/// One thing wrong in the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One thing wrong in the database. As JSON (`agentfs fsck --json`): `kind` (the variant's
+/// name, as the text output shows it), `detail` and `repairable`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     pub kind: ProblemKind,
     /// What is wrong, in plain words ("inode 12 has nlink 3 but 2 names point at it").
@@ -51,7 +52,7 @@ impl fmt::Display for Problem {
 }
 
 /// What kind of rule a [`Problem`] breaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum ProblemKind {
     /// `PRAGMA integrity_check` found damage in the SQLite file itself (not repairable here).
     Integrity,
@@ -107,7 +108,7 @@ pub enum ProblemKind {
 }
 
 /// What [`repair`] found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
     /// Problems left after the repair (not repairable, or not repaired).
     pub problems: Vec<Problem>,
