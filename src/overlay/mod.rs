@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::readahead::ReadAhead;
-use crate::vfs::{Ino, Vfs, VfsResult};
+use crate::vfs::{Ino, Vfs, VfsError, VfsResult};
 use caches::BaseDirs;
 use host::{BaseStat, absent_as_none};
 use io::Handle;
@@ -151,7 +151,10 @@ impl Overlay {
 
     /// Runs a change made of several steps (copy-ups, the change, whiteouts) as one
     /// transaction. If it fails, what the caches learnt from its rolled-back steps goes too.
-    fn atomically<T>(&self, f: impl FnOnce() -> VfsResult<T>) -> VfsResult<T> {
+    pub(crate) fn atomically<T, E: From<VfsError>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
         let done = self.vfs.atomically(f);
         if done.is_err() {
             self.forget_cached_rows();

@@ -70,7 +70,7 @@ impl Overlay {
         self.pass_through_or(
             |vfs| vfs.mkdir(parent, name, perm, creds),
             || {
-                let attr = self.atomically(|| {
+                let attr = self.atomically::<_, VfsError>(|| {
                     let (d, was_whiteout) = self.prepare_create(parent, name)?;
                     let attr = self.vfs.mkdir(d, name, perm, creds)?;
                     if was_whiteout {

@@ -236,6 +236,10 @@ impl Tools {
             let _call = ToolCallScope::enter(Some(id));
             if spec.writes && self.read_only {
                 Err(ToolError::ReadOnly(name.to_string()))
+            } else if spec.writes {
+                // A call's changes (a file replaced, a tree removed) commit together or
+                // not at all.
+                self.files.overlay.atomically(|| self.run(name, args))
             } else {
                 self.run(name, args)
             }

@@ -88,11 +88,14 @@ impl Vfs {
     /// Runs `f`, whose operations on this thread then commit together or not at all: for a
     /// change made of several operations (the overlay's copy-ups, rename and whiteouts), so
     /// that a crash or another process never sees half of it.
-    pub fn atomically<T>(&self, f: impl FnOnce() -> VfsResult<T>) -> VfsResult<T> {
+    pub fn atomically<T, E: From<VfsError>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
         self.touch_activity();
-        let scope = self.pool.scope()?;
+        let scope = self.pool.scope().map_err(VfsError::from)?;
         let value = f()?;
-        scope.commit()?;
+        scope.commit().map_err(VfsError::from)?;
         Ok(value)
     }
 }

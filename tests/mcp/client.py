@@ -73,6 +73,9 @@ async def files(c):
     await c.fails("list_dir", "not a directory", path="/d/e/b.txt")
     await c.fails("read_file", "path is missing")
     await c.fails("remove", "not empty", path="/d")
+    # A call that fails part-way leaves nothing behind: the directories it made go too.
+    await c.fails("write_file", "", path="/made1/made2/" + "x" * 300, content="x")
+    await c.fails("stat", "no such file", path="/made1")
     await c.ok("write_file", path="/bin.dat", content="\u0000\u0001binary")
     await c.fails("read_file", "binary file", path="/bin.dat")
 
