@@ -7,39 +7,12 @@ use std::process::Output;
 use assert_cmd::Command;
 use predicates::str::contains;
 
+mod common;
+use common::home::Home;
+
 const SHELLS: [&str; 5] = ["bash", "zsh", "fish", "elvish", "powershell"];
 
-struct Home(tempfile::TempDir);
-
 impl Home {
-    /// A fresh `$AGENTFS_HOME` with the sessions `ids`.
-    fn with(ids: &[&str]) -> Home {
-        let h = Home(tempfile::tempdir().unwrap());
-        for id in ids {
-            h.cmd(&["init", id]).assert().success();
-        }
-        h
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("agentfs").unwrap();
-        c.env("AGENTFS_HOME", self.0.path())
-            .env_remove("AGENTFS_COMPLETE")
-            .args(args);
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self
-            .cmd(args)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out).unwrap()
-    }
-
     /// The candidates agentfs gives `shell` for the last of `words` (the protocol the
     /// registered scripts speak: `AGENTFS_COMPLETE=SHELL agentfs -- WORDS...`).
     fn protocol(&self, shell: &str, words: &[&str]) -> String {

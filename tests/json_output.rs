@@ -5,33 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-struct Home(tempfile::TempDir);
+mod common;
+use common::home::Home;
 
 impl Home {
-    fn new() -> Home {
-        Home(tempfile::tempdir().unwrap())
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("agentfs").unwrap();
-        c.env("AGENTFS_HOME", self.0.path()).args(args);
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self
-            .cmd(args)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out).unwrap()
-    }
-
     /// Runs `args`, checks the exit status, and parses stdout as exactly one JSON document.
     fn json(&self, args: &[&str], code: i32) -> Value {
         let out = self.cmd(args).assert().code(code).get_output().clone();

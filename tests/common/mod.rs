@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fuse_trace;
+pub mod home;
 pub mod project;
 
 use std::path::{Path, PathBuf};
