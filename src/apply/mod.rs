@@ -3,11 +3,13 @@
 //!
 //! The submodules each do one step: `tree` reads a side (base or session), `plan` lists the
 //! changes, `conflict` finds host edits that applying would drop, `write` changes the base,
-//! `forget` drops applied paths from the session, `patch` and `archive` export.
+//! `forget` drops applied paths from the session, `patch` and `archive` export;
+//! `interactive` asks about each change before applying the accepted ones.
 
 pub mod archive;
 pub mod conflict;
 pub mod forget;
+pub mod interactive;
 pub mod patch;
 pub mod plan;
 pub mod tree;
@@ -153,6 +155,20 @@ pub fn apply(
     on_applied: &mut dyn FnMut(&Item),
 ) -> Result<Report, ApplyError> {
     let items = plan(vfs, base, &opts.paths)?;
+    apply_items(vfs, base, items, opts, opts.paths.is_empty(), on_applied)
+}
+
+/// Writes `items` (taken from a fresh [`plan`]) into the base, as [`apply`] does; `complete`
+/// says they are the whole plan, so that, if none conflicts, the session may settle the
+/// directories it moved. `opts.paths` is not looked at (the items are already chosen).
+pub fn apply_items(
+    vfs: &Arc<Vfs>,
+    base: &Path,
+    items: Vec<Item>,
+    opts: &Options,
+    complete: bool,
+    on_applied: &mut dyn FnMut(&Item),
+) -> Result<Report, ApplyError> {
     let base_tree = BaseTree::new(base.to_path_buf());
     let checker = conflict::Checker::load(&vfs.store()?.conn, &items)?;
     let mut report = Report::default();
@@ -287,7 +303,7 @@ pub fn apply(
     }
     remove_all(vfs, &base_tree, &late, opts.force, &mut failed, &mut report)?;
     forget::prune(vfs, &base_tree, &prune)?;
-    if report.conflicts.is_empty() && opts.paths.is_empty() {
+    if report.conflicts.is_empty() && complete {
         let moved = forget::settle_moved_dirs(vfs, &base_tree)?;
         forget::prune(vfs, &base_tree, &moved)?;
     }

@@ -114,17 +114,35 @@ pub fn patches(
             push_line(&mut out, line, color.then_some(BOLD));
         }
         for line in body.lines() {
-            let paint = match line.as_bytes().first() {
-                _ if line.starts_with("--- ") || line.starts_with("+++ ") => Some(BOLD),
-                Some(b'@') => Some(CYAN),
-                Some(b'-') => Some(RED),
-                Some(b'+') => Some(GREEN),
-                _ => None,
-            };
-            push_line(&mut out, line, paint.filter(|_| color));
+            push_line(&mut out, line, body_paint(line).filter(|_| color));
         }
     }
     Ok(out)
+}
+
+/// The colour of a line of a unified diff's body (header, hunk, removed, added).
+fn body_paint(line: &str) -> Option<&'static str> {
+    match line.as_bytes().first() {
+        _ if line.starts_with("--- ") || line.starts_with("+++ ") => Some(BOLD),
+        Some(b'@') => Some(CYAN),
+        Some(b'-') => Some(RED),
+        Some(b'+') => Some(GREEN),
+        _ => None,
+    }
+}
+
+/// A unified diff (as [`super::unified`] makes it) in the colours `git diff` uses.
+pub fn paint(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        push_line(&mut out, line, body_paint(line));
+    }
+    out
+}
+
+/// `line` in bold, for a header.
+pub fn bold(line: &str) -> String {
+    format!("{BOLD}{line}{RESET}")
 }
 
 fn push_line(out: &mut String, line: &str, paint: Option<&str>) {
