@@ -174,3 +174,67 @@ fn interactive_and_json_do_not_go_together() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(env.diff(), BEFORE);
 }
+
+#[test]
+fn a_path_the_host_changed_is_not_asked_about_and_the_exit_status_is_1() {
+    let env = Env::new();
+    // After the session's write: the host's version is newer.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(env.base().join("mod.txt"), "host\n").unwrap();
+    let mut cmd = Command::new(common::BIN);
+    cmd.args(["apply", "s", "-i"])
+        .env("AGENTFS_HOME", env.home())
+        .env("TERM", "xterm");
+    let options = Options::new()
+        .timeout_ms(Some(30_000))
+        .strip_ansi_escape_codes(true);
+    let mut p = spawn_with_options(cmd, options).unwrap();
+    p.exp_string("conflict, not asked: M /mod.txt").unwrap();
+    p.exp_string("A /new.txt").unwrap();
+    p.exp_string("(1/1) Apply this change [y,n,a,q,f,?]? ")
+        .unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("applied 1 change(s)").unwrap();
+    p.exp_string("1 path(s) skipped").unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        "{status:?}"
+    );
+    assert_eq!(read(&env.base().join("mod.txt")).as_deref(), Some("host\n"));
+    assert_eq!(
+        read(&env.base().join("new.txt")).as_deref(),
+        Some("brand new\n")
+    );
+    assert_eq!(env.diff(), "A /mod.txt\n");
+}
+
+#[test]
+fn a_mounted_session_is_refused_before_any_question() {
+    let env = Env::new();
+    let mnt = env.top.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    env.ok(&["mount", "s", mnt.to_str().unwrap()]);
+    let _unmount = common::Unmount(mnt.clone());
+    let mut cmd = Command::new(common::BIN);
+    cmd.args(["apply", "s", "-i"])
+        .env("AGENTFS_HOME", env.home())
+        .env("TERM", "xterm");
+    let options = Options::new()
+        .timeout_ms(Some(30_000))
+        .strip_ansi_escape_codes(true);
+    let mut p = spawn_with_options(cmd, options).unwrap();
+    let out = p.exp_eof().unwrap();
+    assert!(out.contains("is in use"), "{out}");
+    assert!(!out.contains("Apply this change"), "{out}");
+    let status = p.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        "{status:?}"
+    );
+    assert_eq!(
+        read(&env.base().join("mod.txt")).as_deref(),
+        Some("one\ntwo\nthree\n")
+    );
+}
