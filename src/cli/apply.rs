@@ -41,6 +41,9 @@ pub struct Args {
     /// conflict).
     #[arg(long)]
     json: bool,
+    /// Draw no progress on stderr (it is drawn only when stderr is a terminal anyway).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Applies the changes, printing each one; exits 1 if conflicts were skipped.
@@ -51,6 +54,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         dry_run,
         force,
         json,
+        quiet,
     } = args;
     let (r, vfs) = open_existing(&arg)?;
     let base = agentfs::apply::base_of(&vfs)?;
@@ -80,7 +84,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     let mut print_error = None;
     let mut entries = Vec::new();
-    let report = agentfs::apply::apply(&vfs, &base, &opts, &mut |item| {
+    let bar = super::progress::Bar::new(quiet);
+    let report = agentfs::apply::apply_with_progress(&vfs, &base, &opts, &bar, &mut |item| {
         if json {
             entries.push(item_json(item, None));
         } else if print_error.is_none()
