@@ -11,6 +11,7 @@ pub mod kv;
 pub mod mcp;
 pub mod mount;
 pub mod overlay;
+pub mod progress;
 pub mod readahead;
 pub mod repl;
 pub mod report;

@@ -7,19 +7,28 @@ use std::io::Write;
 use super::ApplyError;
 use super::plan::Item;
 use super::tree::SessionTree;
+use crate::progress::Progress;
 use crate::vfs::FileKind;
 
 /// Writes the entries the session has at the paths of `items` to `out` (files, symlinks,
 /// directories; special files are left out); returns the number of entries written.
+/// Tells `progress` of each item done, with the bytes of the session's file there.
 pub fn write_tar(
     items: &[Item],
     session: &SessionTree,
     out: &mut dyn Write,
+    progress: &dyn Progress,
 ) -> Result<usize, ApplyError> {
     let w = |e| ApplyError::io(std::path::Path::new("tar output"), e);
     let mut builder = tar::Builder::new(out);
     let mut count = 0;
+    progress.start(
+        "exporting",
+        Some(items.len() as u64),
+        Some(items.iter().map(|i| i.session.file_bytes()).sum()),
+    );
     for item in items {
+        progress.advance(1, item.session.file_bytes());
         let Some(attr) = session.attr(&item.path)? else {
             continue;
         };
@@ -61,5 +70,6 @@ pub fn write_tar(
         count += 1;
     }
     builder.into_inner().map_err(w)?.flush().map_err(w)?;
+    progress.finish();
     Ok(count)
 }

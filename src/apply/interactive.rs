@@ -323,7 +323,15 @@ pub fn run(
     outcome.report = if chosen.is_empty() {
         Report::default()
     } else {
-        super::apply_items(vfs, base, chosen, opts, complete, on_applied)?
+        super::apply_items(
+            vfs,
+            base,
+            chosen,
+            opts,
+            complete,
+            &crate::progress::NoProgress,
+            on_applied,
+        )?
     };
     outcome.report.conflicts.splice(0..0, earlier);
     Ok(outcome)

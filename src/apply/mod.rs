@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::progress::{NoProgress, Progress};
 use crate::vfs::{Vfs, VfsError};
 
 pub use conflict::Conflict;
@@ -154,8 +155,30 @@ pub fn apply(
     opts: &Options,
     on_applied: &mut dyn FnMut(&Item),
 ) -> Result<Report, ApplyError> {
+    apply_with_progress(vfs, base, opts, &NoProgress, on_applied)
+}
+
+/// [`apply`], telling `progress` how far it got (not for a dry run, which changes nothing).
+/// The items are the paths removed from the base and the entries written to it; the bytes
+/// are those of the files written. `progress` finishes before `on_applied` hears of the
+/// first path.
+pub fn apply_with_progress(
+    vfs: &Arc<Vfs>,
+    base: &Path,
+    opts: &Options,
+    progress: &dyn Progress,
+    on_applied: &mut dyn FnMut(&Item),
+) -> Result<Report, ApplyError> {
     let items = plan(vfs, base, &opts.paths)?;
-    apply_items(vfs, base, items, opts, opts.paths.is_empty(), on_applied)
+    apply_items(
+        vfs,
+        base,
+        items,
+        opts,
+        opts.paths.is_empty(),
+        progress,
+        on_applied,
+    )
 }
 
 /// Writes `items` (taken from a fresh [`plan`]) into the base, as [`apply`] does; `complete`
@@ -167,6 +190,7 @@ pub fn apply_items(
     items: Vec<Item>,
     opts: &Options,
     complete: bool,
+    progress: &dyn Progress,
     on_applied: &mut dyn FnMut(&Item),
 ) -> Result<Report, ApplyError> {
     let base_tree = BaseTree::new(base.to_path_buf());
@@ -223,6 +247,16 @@ pub fn apply_items(
             .iter()
             .any(|w| plan::within(w, path) || plan::within(path, w))
     });
+    let total_bytes: u64 = ready
+        .iter()
+        .filter(|i| i.writes())
+        .map(|i| i.session.file_bytes())
+        .sum();
+    progress.start(
+        "applying",
+        Some((early.len() + writes.len() + late.len()) as u64),
+        Some(total_bytes),
+    );
     // Every file and symlink is built before the base changes at all (see write::Staging).
     let mut staging = write::Staging::new(&base_tree);
     let mut staged: HashMap<&str, PathBuf> = HashMap::new();
@@ -235,6 +269,7 @@ pub fn apply_items(
             {
                 staged.insert(&item.path, tmp);
             }
+            progress.advance(0, item.session.file_bytes());
         }
     }
     let mut failed = vec![false; ready.len()];
@@ -245,10 +280,14 @@ pub fn apply_items(
         opts.force,
         &mut failed,
         &mut report,
+        progress,
     )?;
     let mut prune = Vec::new();
     let mut dirs_written = Vec::new();
     for (i, item) in ready.iter().enumerate() {
+        if item.writes() {
+            progress.advance(1, 0);
+        }
         if failed[i] {
             continue;
         }
@@ -301,12 +340,21 @@ pub fn apply_items(
     for (path, before) in &dirs_written {
         forget::forget_written(vfs, &base_tree, path, *before).map_err(ApplyError::at(path))?;
     }
-    remove_all(vfs, &base_tree, &late, opts.force, &mut failed, &mut report)?;
+    remove_all(
+        vfs,
+        &base_tree,
+        &late,
+        opts.force,
+        &mut failed,
+        &mut report,
+        progress,
+    )?;
     forget::prune(vfs, &base_tree, &prune)?;
     if report.conflicts.is_empty() && complete {
         let moved = forget::settle_moved_dirs(vfs, &base_tree)?;
         forget::prune(vfs, &base_tree, &moved)?;
     }
+    progress.finish();
     for (item, failed) in ready.iter().zip(&failed) {
         if !failed {
             on_applied(item);
@@ -322,7 +370,8 @@ pub fn apply_items(
 }
 
 /// Removes `removals` (path, index of its item) from the base, in that order; an item whose
-/// removal is blocked is marked failed and reported as a conflict.
+/// removal is blocked is marked failed and reported as a conflict. Each removal, done or
+/// not, is one item of `progress`.
 fn remove_all(
     vfs: &Arc<Vfs>,
     base_tree: &BaseTree,
@@ -330,8 +379,10 @@ fn remove_all(
     force: bool,
     failed: &mut [bool],
     report: &mut Report,
+    progress: &dyn Progress,
 ) -> Result<(), ApplyError> {
     for (path, i) in removals {
+        progress.advance(1, 0);
         if failed[*i] {
             continue;
         }

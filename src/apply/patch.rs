@@ -14,6 +14,7 @@ use similar::TextDiff;
 use super::ApplyError;
 use super::plan::{Item, Status, within};
 use super::tree::{BaseTree, Entry, SessionTree};
+use crate::progress::Progress;
 
 /// Lines of context around each change, as git's default.
 const CONTEXT: usize = 3;
@@ -24,16 +25,24 @@ struct Blob {
     bytes: Vec<u8>,
 }
 
-/// Writes the patch of `items` to `out`; returns what it could not express.
+/// Writes the patch of `items` to `out`; returns what it could not express. Tells
+/// `progress` of each item done, with the bytes of the session's file there.
 pub fn write_patch(
     items: &[Item],
     base: &BaseTree,
     session: &SessionTree,
     out: &mut dyn Write,
+    progress: &dyn Progress,
 ) -> Result<Vec<String>, ApplyError> {
     let mut warnings = Vec::new();
     let w = |e| ApplyError::io(std::path::Path::new("patch output"), e);
+    progress.start(
+        "exporting",
+        Some(items.len() as u64),
+        Some(items.iter().map(|i| i.session.file_bytes()).sum()),
+    );
     for item in items {
+        progress.advance(1, item.session.file_bytes());
         if item.touched().iter().any(|(p, _)| within(p, "/.git")) {
             warnings.push(format!("{item} (git apply refuses paths in .git)"));
             continue;
@@ -88,6 +97,7 @@ pub fn write_patch(
             ));
         }
     }
+    progress.finish();
     Ok(warnings)
 }
 

@@ -42,6 +42,14 @@ impl Entry {
     pub fn is_dir(&self) -> bool {
         matches!(self, Entry::Dir { .. })
     }
+
+    /// The size of a file in bytes; 0 for anything else (what progress counts).
+    pub fn file_bytes(&self) -> u64 {
+        match self {
+            Entry::File { size, .. } => *size,
+            _ => 0,
+        }
+    }
 }
 
 /// The base directory a session overlays, addressed by session paths (`/a/b`).

@@ -53,6 +53,9 @@ pub struct Args {
     /// Ask about each change before applying it (y, n, a, q, f, ?); needs a terminal.
     #[arg(short = 'i', long, conflicts_with = "json")]
     interactive: bool,
+    /// Draw no progress on stderr (it is drawn only when stderr is a terminal anyway).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Applies the changes, printing each one; exits 1 if conflicts were skipped.
@@ -64,6 +67,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         force,
         json,
         interactive,
+        quiet,
     } = args;
     if interactive && !io::stdin().is_terminal() {
         eprintln!(
@@ -104,7 +108,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     let mut print_error = None;
     let mut entries = Vec::new();
-    let report = agentfs::apply::apply(&vfs, &base, &opts, &mut |item| {
+    let bar = super::progress::Bar::new(quiet);
+    let report = agentfs::apply::apply_with_progress(&vfs, &base, &opts, &bar, &mut |item| {
         if json {
             entries.push(item_json(item, None));
         } else if print_error.is_none()

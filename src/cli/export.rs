@@ -35,6 +35,9 @@ pub struct Args {
     /// With --patch: write to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE", requires = "patch")]
     output: Option<PathBuf>,
+    /// Draw no progress on stderr (it is drawn only when stderr is a terminal anyway).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Writes the patch (the default) or the archive to its file or stdout.
@@ -45,6 +48,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         patch: _,
         tar,
         output,
+        quiet,
     } = args;
     let (r, vfs) = open_existing(&arg)?;
     let base = agentfs::apply::base_of(&vfs)?;
@@ -52,7 +56,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let items = agentfs::apply::plan(&vfs, &base, &paths)?;
     let session = SessionTree::new(vfs.clone(), &base);
     let target = tar.as_ref().or(output.as_ref());
-    let mut sink: Box<dyn Write> = match target.filter(|p| p.as_os_str() != "-") {
+    let to_file = target.filter(|p| p.as_os_str() != "-");
+    // Output on a terminal is not mixed with a bar on the same screen.
+    let bar = super::progress::Bar::new(
+        quiet || to_file.is_none() && std::io::IsTerminal::is_terminal(&io::stdout()),
+    );
+    let mut sink: Box<dyn Write> = match to_file {
         Some(path) => Box::new(io::BufWriter::new(
             std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?,
@@ -60,8 +69,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
     if tar.is_some() {
-        let n = agentfs::apply::archive::write_tar(&items, &session, &mut sink)?;
+        let n = agentfs::apply::archive::write_tar(&items, &session, &mut sink, &bar)?;
         sink.flush()?;
+        drop(bar);
         eprintln!("exported {n} entr(ies) of session {}", r.id);
         return Ok(ExitCode::SUCCESS);
     }
@@ -70,8 +80,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &BaseTree::new(base.clone()),
         &session,
         &mut sink,
+        &bar,
     )?;
     sink.flush()?;
+    drop(bar);
     for w in &warnings {
         eprintln!("agentfs: warning: not in the patch: {w}");
     }

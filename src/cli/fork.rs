@@ -16,13 +16,18 @@ pub struct Args {
     session: String,
     /// Id (or .db path) of the new session.
     new: String,
+    /// Draw no progress on stderr (it is drawn only when stderr is a terminal anyway).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Forks the session and prints the new id on stdout.
 pub fn run(args: Args) -> Result<ExitCode> {
     let (from, vfs) = open_existing(&args.session)?;
     let to = SessionRef::parse_new(&args.new)?;
-    agentfs::session::fork::fork(&from, &vfs, &to)?;
+    let bar = super::progress::Bar::new(args.quiet);
+    agentfs::session::fork::fork_with_progress(&from, &vfs, &to, &bar)?;
+    drop(bar);
     println!("{}", to.id);
     eprintln!(
         "forked session {} into {} at {}",

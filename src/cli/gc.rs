@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
 
+use agentfs::progress::Progress;
 use agentfs::session::remove::{self, GcVerdict};
 use agentfs::session::{self, SessionRef};
 
@@ -16,6 +17,9 @@ pub struct Args {
     /// Only list what would be deleted.
     #[arg(long)]
     dry_run: bool,
+    /// Draw no progress on stderr (it is drawn only when stderr is a terminal anyway).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Prints the id of each session removed (or that would be), and on stderr why others
@@ -24,6 +28,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let Args {
         older_than,
         dry_run,
+        quiet,
     } = args;
     let age = humantime::parse_duration(&older_than).map_err(|e| {
         anyhow!("--older-than {older_than:?} is not a duration ({e}); write e.g. 30m, 12h or 7d")
@@ -33,28 +38,38 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .checked_sub(age)
         .unwrap_or(std::time::UNIX_EPOCH);
     let mut removed = 0;
-    for id in session::list_ids(&home) {
+    let ids = session::list_ids(&home);
+    // Items: the sessions looked at; bytes: those of the sessions removed.
+    let bar = super::progress::Bar::new(quiet);
+    bar.start("collecting", Some(ids.len() as u64), None);
+    for id in ids {
         let r = SessionRef::parse(&id)?;
-        match remove::gc_verdict(&r, cutoff) {
-            GcVerdict::Recent => continue,
-            GcVerdict::Mounted(point) => {
-                eprintln!("keeping {id}: mounted at {}", point.display());
+        let kept = match remove::gc_verdict(&r, cutoff) {
+            GcVerdict::Recent => {
+                bar.advance(1, 0);
                 continue;
             }
-            GcVerdict::LiveRunners(live) => {
-                eprintln!("keeping {id}: {live} live runner(s)");
-                continue;
-            }
-            GcVerdict::Stale => {}
-        }
-        if dry_run {
-            println!("{id}");
+            GcVerdict::Mounted(point) => Some(format!("mounted at {}", point.display())),
+            GcVerdict::LiveRunners(live) => Some(format!("{live} live runner(s)")),
+            GcVerdict::Stale => None,
+        };
+        if let Some(why) = kept {
+            bar.suspend(|| eprintln!("keeping {id}: {why}"));
+            bar.advance(1, 0);
             continue;
         }
+        if dry_run {
+            bar.suspend(|| println!("{id}"));
+            bar.advance(1, 0);
+            continue;
+        }
+        let size = session::size_on_disk(&r.path);
         remove::remove_files(&r)?;
-        println!("{id}");
+        bar.suspend(|| println!("{id}"));
+        bar.advance(1, size);
         removed += 1;
     }
+    bar.finish();
     if !dry_run {
         eprintln!("removed {removed} session(s) older than {older_than}");
     }

@@ -15,6 +15,7 @@ mod kv;
 mod man;
 mod mount;
 mod open;
+mod progress;
 mod ps;
 mod rm;
 mod run;

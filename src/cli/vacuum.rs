@@ -15,13 +15,18 @@ pub struct Args {
     /// Session id or path to a .db file.
     #[arg(add = super::completions::session())]
     session: String,
+    /// Draw no progress on stderr (it is drawn only when stderr is a terminal anyway).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Compacts the session and reports its size before and after.
 pub fn run(args: Args) -> Result<ExitCode> {
     let (r, vfs) = open_existing(&args.session)?;
     let before = session::size_on_disk(&r.path);
-    vfs.compact()?;
+    let bar = super::progress::Bar::new(args.quiet);
+    vfs.compact_with_progress(&bar)?;
+    drop(bar);
     let after = session::size_on_disk(&r.path);
     eprintln!(
         "session {}: {} -> {}",

@@ -192,12 +192,29 @@ impl Store {
     /// are left alone.
     /// Returns whether it gave anything back.
     pub fn reclaim_space(&mut self, budget: Option<u32>) -> rusqlite::Result<bool> {
+        self.reclaim_space_with_progress(budget, &crate::progress::NoProgress)
+    }
+
+    /// [`reclaim_space`](Store::reclaim_space), telling `progress` of each page given back
+    /// (items: pages, bytes: their size); it hears nothing when there is nothing to do.
+    pub fn reclaim_space_with_progress(
+        &mut self,
+        budget: Option<u32>,
+        progress: &dyn crate::progress::Progress,
+    ) -> rusqlite::Result<bool> {
         let free: i64 = self
             .conn
             .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
         if free == 0 || budget.is_some() && free < RECLAIM_THRESHOLD_PAGES {
             return Ok(false);
         }
+        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let page_size = page_size.max(0) as u64;
+        let total = match budget {
+            Some(b) => (free as u64).min(u64::from(b)),
+            None => free as u64,
+        };
+        progress.start("vacuuming", Some(total), Some(total * page_size));
         let tx = self.write_tx()?;
         {
             // The pragma frees one page per result row: step it to the end.
@@ -205,7 +222,19 @@ impl Store {
             let sql = format!("PRAGMA incremental_vacuum({})", budget.unwrap_or(0));
             let mut stmt = tx.prepare_cached(&sql)?;
             let mut rows = stmt.query([])?;
-            while rows.next()?.is_some() {}
+            // Reported in batches, so a no-op progress costs next to nothing per page.
+            let (mut done, mut pending) = (0u64, 0u64);
+            while rows.next()?.is_some() {
+                pending += 1;
+                if pending == 64 {
+                    progress.advance(pending, pending * page_size);
+                    done += pending;
+                    pending = 0;
+                }
+            }
+            // The rest, also if SQLite freed fewer pages than it counted.
+            let rest = total.saturating_sub(done);
+            progress.advance(rest, rest * page_size);
         }
         tx.commit()?;
         if budget.is_none() {
@@ -213,6 +242,7 @@ impl Store {
             self.conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
+        progress.finish();
         Ok(true)
     }
 

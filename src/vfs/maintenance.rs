@@ -129,7 +129,12 @@ impl Vfs {
 
     /// Gives all free space back to the disk now (deletes only do it a little at a time).
     pub fn compact(&self) -> VfsResult<()> {
-        self.writer()?.reclaim_space(None)?;
+        self.compact_with_progress(&crate::progress::NoProgress)
+    }
+
+    /// [`compact`](Vfs::compact), telling `progress` of each page given back.
+    pub fn compact_with_progress(&self, progress: &dyn crate::progress::Progress) -> VfsResult<()> {
+        self.writer()?.reclaim_space_with_progress(None, progress)?;
         Ok(())
     }
 }
