@@ -110,21 +110,23 @@ impl Overlay {
 
     /// A delta attribute, addressed by its node id (base-origin inodes keep the base's).
     pub(super) fn delta_attr(&self, mut attr: Attr) -> VfsResult<Attr> {
-        // A directory merged with a base directory (one that exists on the host) has
-        // subdirectories on both sides: its link count is not known without listing it, so
-        // it says 1, as overlayfs does, which tells tools such as find not to count on it.
-        // A directory made in the session at a path the base lacks counts as usual.
-        if attr.kind == FileKind::Dir
-            && let Some(path) = self.base_dir_of(&Node::Delta(attr.ino))?
-            && self.base_stat(&path)?.is_some_and(|b| b.is_dir())
-        {
+        if self.layered().is_none() {
+            return Ok(attr);
+        }
+        let origin = match attr.ino {
+            Ino::ROOT => None,
+            ino => self.origin_of(ino)?,
+        };
+        // A directory merged with a base directory (the root, or one copied up from the
+        // base, which keeps its origin wherever it moves) has subdirectories on both sides:
+        // its link count is not known without listing it, so it says 1, as overlayfs does,
+        // which tells tools such as find not to count on it. A directory made in the
+        // session counts as usual.
+        if attr.kind == FileKind::Dir && (attr.ino == Ino::ROOT || origin.is_some()) {
             attr.nlink = 1;
         }
-        if self.layered().is_some() && attr.ino != Ino::ROOT {
-            attr.ino = match self.origin_of(attr.ino)? {
-                Some(b) => Ino(b),
-                None => Ino(attr.ino.0 | DELTA_NODE),
-            };
+        if attr.ino != Ino::ROOT {
+            attr.ino = origin.map_or(Ino(attr.ino.0 | DELTA_NODE), Ino);
         }
         Ok(attr)
     }
