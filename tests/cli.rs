@@ -321,21 +321,7 @@ fn misspelled_session_suggests_close_ids() {
 #[test]
 fn damaged_database_names_fsck() {
     let h = Home::new();
-    h.ok(&["init", "s"]);
-    for i in 0..50 {
-        h.ok(&["fs", "s", "write", &format!("/f{i}"), "--data", "some data"]);
-    }
-    let db = h.path("s.db");
-    // Checkpoint everything into the main file, then smash its pages after the first.
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .unwrap();
-    let mut bytes = std::fs::read(&db).unwrap();
-    for b in bytes[4096..].iter_mut() {
-        *b = 0xA5;
-    }
-    std::fs::write(&db, &bytes).unwrap();
+    h.damaged_session("s");
     h.cmd(&["fs", "s", "ls"])
         .assert()
         .code(1)

@@ -235,22 +235,7 @@ fn fsck_json_is_clean_then_names_a_broken_link_count_and_its_repair() {
 #[test]
 fn fsck_json_reports_a_damaged_sqlite_file_as_integrity_problems() {
     let h = Home::new();
-    h.ok(&["init", "s"]);
-    for i in 0..50 {
-        h.ok(&["fs", "s", "write", &format!("/f{i}"), "--data", "some data"]);
-    }
-    // Everything into the main file, then every page after the first smashed: SQLite opens
-    // the file and finds it damaged.
-    let db = h.db("s");
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .unwrap();
-    let mut bytes = std::fs::read(&db).unwrap();
-    for b in bytes[4096..].iter_mut() {
-        *b = 0xa5;
-    }
-    std::fs::write(&db, bytes).unwrap();
+    h.damaged_session("s");
     let v = h.json(&["fsck", "s", "--json"], 1);
     assert_eq!(
         (&v["session"], &v["clean"]),

@@ -44,4 +44,23 @@ impl Home {
     pub fn path(&self, name: &str) -> String {
         self.0.path().join(name).to_string_lossy().into_owned()
     }
+
+    /// Makes session `id` with 50 files, checkpoints everything into its main file, and
+    /// smashes every page after the first: SQLite opens it and finds it damaged.
+    pub fn damaged_session(&self, id: &str) {
+        self.ok(&["init", id]);
+        for i in 0..50 {
+            self.ok(&["fs", id, "write", &format!("/f{i}"), "--data", "some data"]);
+        }
+        let db = self.0.path().join(format!("{id}.db"));
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        let mut bytes = std::fs::read(&db).unwrap();
+        for b in bytes[4096..].iter_mut() {
+            *b = 0xA5;
+        }
+        std::fs::write(&db, bytes).unwrap();
+    }
 }
