@@ -124,3 +124,49 @@ fn the_hook_channel_records_only_checked_calls_of_the_sender_and_never_blocks_th
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_normal_users_agent_reports_its_steps_and_the_host_is_unchanged() {
+    use std::os::unix::fs::PermissionsExt;
+    // Machines differ in who may open /dev/fuse; open it to users for this test.
+    let mode = fs::metadata("/dev/fuse").unwrap().permissions().mode() & 0o7777;
+    let _restore = common::project::FuseMode(mode);
+    fs::set_permissions("/dev/fuse", fs::Permissions::from_mode(0o666)).unwrap();
+    let p = Project::new();
+    let step = "echo made > made.txt";
+    for (name, event) in [("pre.json", "PreToolUse"), ("post.json", "PostToolUse")] {
+        fs::write(p.proj().join(name), claude_input(event, "toolu_9", step)).unwrap();
+    }
+    p.give_to_nobody();
+    let before = common::tree_snapshot(&p.proj());
+    let script = format!(
+        "{BIN} hook claude-code < pre.json && {step} && {BIN} hook claude-code < post.json; \
+         echo '{{\"agent\":\"claude-code\",\"payload\":\"{{\\\"hook_event_name\\\":\\\"PreToolUse\\\",\\\"tool_name\\\":\\\"a b\\\"}}\"}}' | \
+           python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(\"/tmp/.agentfs-hooks.sock\"); s.sendall(sys.stdin.buffer.read()); s.shutdown(1); print(s.recv(4096).decode().strip())'; \
+         echo exit=$?"
+    );
+    let cmd = p.as_nobody(&["run", "-q", "--session", "s", "--", "sh", "-c", &script]);
+    let out = common::output_within(cmd, std::time::Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("exit=0"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The forged message with a bad tool name is refused by the daemon.
+    assert!(stdout.contains("error the tool name"), "{stdout}");
+    p.wait_unmounted();
+    let calls: serde_json::Value =
+        serde_json::from_str(&p.agentfs(&["timeline", "s", "--json"])).unwrap();
+    assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
+    assert_eq!(
+        calls[0]["paths"],
+        serde_json::json!(["/made.txt"]),
+        "{calls}"
+    );
+    assert_eq!(
+        common::tree_snapshot(&p.proj()),
+        before,
+        "the project changed"
+    );
+}

@@ -422,13 +422,7 @@ fn a_normal_user_runs_in_a_user_namespace() {
     let _restore = FuseMode(mode);
     fs::set_permissions("/dev/fuse", fs::Permissions::from_mode(0o666)).unwrap();
     let p = Project::new();
-    for entry in ["", "proj", "proj/src", "home", "home/.claude"] {
-        let path = p.top().join(entry);
-        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
-    }
-    for f in ["README", "src/main.rs", "doomed.txt", "bin.dat"] {
-        std::os::unix::fs::chown(p.proj().join(f), Some(65534), Some(65534)).unwrap();
-    }
+    p.give_to_nobody();
     let before = common::tree_snapshot(&p.proj());
     let mut cmd = Command::new("setpriv");
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])

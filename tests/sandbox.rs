@@ -646,19 +646,7 @@ fn a_normal_user_meets_the_same_walls() {
     fs::set_permissions("/dev/fuse", fs::Permissions::from_mode(0o666)).unwrap();
     let p = Project::new();
     plant_home(&p);
-    for entry in [
-        "",
-        "proj",
-        "proj/src",
-        "home",
-        "home/.claude",
-        "home/.agentfs",
-    ] {
-        std::os::unix::fs::chown(p.top().join(entry), Some(65534), Some(65534)).unwrap();
-    }
-    for f in ["README", "src/main.rs", "doomed.txt", "bin.dat"] {
-        std::os::unix::fs::chown(p.proj().join(f), Some(65534), Some(65534)).unwrap();
-    }
+    p.give_to_nobody();
     let (major, minor) = root_disk();
     let tag = format!("agentfs-user-{}", std::process::id());
     let before = common::tree_snapshot(&p.proj());

@@ -33,6 +33,28 @@ impl Project {
         p
     }
 
+    /// Hands the project, its $HOME and the agentfs home (where they exist) to the user
+    /// nobody (65534), for the tests that run agentfs as a normal user.
+    pub fn give_to_nobody(&self) {
+        for entry in [
+            "",
+            "proj",
+            "proj/src",
+            "home",
+            "home/.claude",
+            "home/.agentfs",
+            "proj/README",
+            "proj/src/main.rs",
+            "proj/doomed.txt",
+            "proj/bin.dat",
+        ] {
+            let path = self.top().join(entry);
+            if path.exists() {
+                std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+            }
+        }
+    }
+
     pub fn top(&self) -> &Path {
         self.top.path()
     }
